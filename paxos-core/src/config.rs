@@ -1,0 +1,233 @@
+//! Static configuration of one Paxos group, validated once when it is built.
+
+use crate::ids::ReplicaId;
+use core::fmt;
+
+/// Which roles a member plays. Any non-empty subset is allowed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Roles {
+    pub acceptor: bool,
+    pub proposer: bool,
+    pub learner: bool,
+}
+
+impl Roles {
+    /// The usual co-located replica: acceptor + proposer + learner.
+    pub const REPLICA: Roles = Roles { acceptor: true, proposer: true, learner: true };
+    pub const ACCEPTOR: Roles = Roles { acceptor: true, proposer: false, learner: false };
+    pub const PROPOSER: Roles = Roles { acceptor: false, proposer: true, learner: false };
+    pub const LEARNER: Roles = Roles { acceptor: false, proposer: false, learner: true };
+
+    pub fn is_empty(&self) -> bool {
+        !(self.acceptor || self.proposer || self.learner)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub id: ReplicaId,
+    pub roles: Roles,
+}
+
+/// Everything a node of the group must agree on, plus timing knobs (in ticks; the driver
+/// decides how long a tick is).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub members: Vec<Member>,
+    /// Phase-1 (prepare/promise) quorum size q1, over the acceptors.
+    pub phase1_quorum: usize,
+    /// Phase-2 (accept/accepted) quorum size q2, over the acceptors. `q1 + q2 > n` is required.
+    pub phase2_quorum: usize,
+    /// Slots the leader may have in flight (proposed, not yet known chosen).
+    pub window: u32,
+    /// Most commands in one slot's batch.
+    pub batch_max_commands: u32,
+    /// Most bytes of one slot's encoded batch (commands plus their 4-byte length prefixes).
+    pub batch_max_bytes: u32,
+    /// An open batch is sealed after this many ticks even if not full (0 = at every tick).
+    pub batch_delay_ticks: u32,
+    /// Leader sends a heartbeat at least this often.
+    pub heartbeat_ticks: u32,
+    /// A follower that hears no leader for a timeout drawn from [min, max) starts an election.
+    pub election_timeout_min_ticks: u32,
+    pub election_timeout_max_ticks: u32,
+    /// Unanswered prepares/accepts/repeats are re-sent after this many ticks.
+    pub retransmit_ticks: u32,
+    /// Sealed batches the leader queues while its window is full, before refusing proposals.
+    pub max_pending_batches: u32,
+    /// Largest encoded protocol message (bounds promise chunks and batch sizes).
+    pub max_message_bytes: u32,
+    /// Learners report their applied slot to the leader this often (drives log trim).
+    pub applied_report_ticks: u32,
+}
+
+/// Bytes of header plus the fixed fields of an Accept; a batch must fit in
+/// `max_message_bytes` minus this.
+pub const ACCEPT_OVERHEAD_BYTES: u32 = 64;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigError {
+    NoMembers,
+    DuplicateMember(ReplicaId),
+    MemberWithoutRoles(ReplicaId),
+    NoRole(&'static str),
+    UnknownMember(ReplicaId),
+    BadQuorum { field: &'static str, value: usize, acceptors: usize },
+    QuorumsDoNotIntersect { q1: usize, q2: usize, acceptors: usize },
+    Zero(&'static str),
+    BadTimeouts(&'static str),
+    BatchTooLarge { batch_max_bytes: u32, max_message_bytes: u32 },
+    TooManyMembers(usize),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use ConfigError::*;
+        match self {
+            NoMembers => write!(f, "members: the group has no members"),
+            DuplicateMember(id) => write!(f, "members: replica id {} appears twice", id.0),
+            MemberWithoutRoles(id) => write!(f, "members: replica {} has no roles", id.0),
+            NoRole(r) => write!(f, "members: no member has the {r} role"),
+            UnknownMember(id) => write!(f, "id: replica {} is not a member of the group", id.0),
+            BadQuorum { field, value, acceptors } => {
+                write!(f, "{field}: {value} is not between 1 and the {acceptors} acceptors")
+            }
+            QuorumsDoNotIntersect { q1, q2, acceptors } => write!(
+                f,
+                "phase1_quorum + phase2_quorum must exceed the acceptor count: {q1} + {q2} <= {acceptors}"
+            ),
+            Zero(field) => write!(f, "{field}: must be at least 1"),
+            BadTimeouts(why) => write!(f, "timeouts: {why}"),
+            BatchTooLarge { batch_max_bytes, max_message_bytes } => write!(
+                f,
+                "batch_max_bytes: {batch_max_bytes} does not fit a message of max_message_bytes {max_message_bytes} with {ACCEPT_OVERHEAD_BYTES} bytes of header"
+            ),
+            TooManyMembers(n) => write!(f, "members: {n} members, at most {MAX_MEMBERS} are supported"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Quorum bookkeeping uses a 64-bit member mask.
+pub const MAX_MEMBERS: usize = 64;
+
+impl Config {
+    /// A group of `n` co-located replicas (ids 0..n) with majority quorums and defaults.
+    pub fn replicas(n: u16) -> Config {
+        let members = (0..n).map(|i| Member { id: ReplicaId(i), roles: Roles::REPLICA }).collect();
+        Config::with_members(members)
+    }
+
+    /// Defaults around the given members, majority quorums over its acceptors.
+    pub fn with_members(members: Vec<Member>) -> Config {
+        let acceptors = members.iter().filter(|m| m.roles.acceptor).count();
+        let majority = acceptors / 2 + 1;
+        Config {
+            members,
+            phase1_quorum: majority,
+            phase2_quorum: majority,
+            window: 64,
+            batch_max_commands: 32,
+            batch_max_bytes: 1024,
+            batch_delay_ticks: 1,
+            heartbeat_ticks: 2,
+            election_timeout_min_ticks: 10,
+            election_timeout_max_ticks: 20,
+            retransmit_ticks: 4,
+            max_pending_batches: 256,
+            max_message_bytes: 1400,
+            applied_report_ticks: 10,
+        }
+    }
+
+    pub fn acceptors(&self) -> impl Iterator<Item = ReplicaId> + '_ {
+        self.members.iter().filter(|m| m.roles.acceptor).map(|m| m.id)
+    }
+    pub fn proposers(&self) -> impl Iterator<Item = ReplicaId> + '_ {
+        self.members.iter().filter(|m| m.roles.proposer).map(|m| m.id)
+    }
+    pub fn learners(&self) -> impl Iterator<Item = ReplicaId> + '_ {
+        self.members.iter().filter(|m| m.roles.learner).map(|m| m.id)
+    }
+    pub fn acceptor_count(&self) -> usize {
+        self.acceptors().count()
+    }
+    pub fn roles_of(&self, id: ReplicaId) -> Option<Roles> {
+        self.members.iter().find(|m| m.id == id).map(|m| m.roles)
+    }
+    /// Position of `id` in `members` (its bit in quorum masks).
+    pub fn index_of(&self, id: ReplicaId) -> Option<usize> {
+        self.members.iter().position(|m| m.id == id)
+    }
+
+    /// Checks every rule; the error names the offending field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.members.is_empty() {
+            return Err(ConfigError::NoMembers);
+        }
+        if self.members.len() > MAX_MEMBERS {
+            return Err(ConfigError::TooManyMembers(self.members.len()));
+        }
+        for (i, m) in self.members.iter().enumerate() {
+            if self.members[..i].iter().any(|o| o.id == m.id) {
+                return Err(ConfigError::DuplicateMember(m.id));
+            }
+            if m.roles.is_empty() {
+                return Err(ConfigError::MemberWithoutRoles(m.id));
+            }
+        }
+        let n = self.acceptor_count();
+        if n == 0 {
+            return Err(ConfigError::NoRole("acceptor"));
+        }
+        if self.proposers().next().is_none() {
+            return Err(ConfigError::NoRole("proposer"));
+        }
+        if self.learners().next().is_none() {
+            return Err(ConfigError::NoRole("learner"));
+        }
+        for (field, q) in [("phase1_quorum", self.phase1_quorum), ("phase2_quorum", self.phase2_quorum)] {
+            if q == 0 || q > n {
+                return Err(ConfigError::BadQuorum { field, value: q, acceptors: n });
+            }
+        }
+        if self.phase1_quorum + self.phase2_quorum <= n {
+            return Err(ConfigError::QuorumsDoNotIntersect {
+                q1: self.phase1_quorum,
+                q2: self.phase2_quorum,
+                acceptors: n,
+            });
+        }
+        for (field, v) in [
+            ("window", self.window),
+            ("batch_max_commands", self.batch_max_commands),
+            ("batch_max_bytes", self.batch_max_bytes),
+            ("heartbeat_ticks", self.heartbeat_ticks),
+            ("retransmit_ticks", self.retransmit_ticks),
+            ("max_pending_batches", self.max_pending_batches),
+            ("applied_report_ticks", self.applied_report_ticks),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::Zero(field));
+            }
+        }
+        if self.election_timeout_min_ticks <= self.heartbeat_ticks {
+            return Err(ConfigError::BadTimeouts(
+                "election_timeout_min_ticks must be greater than heartbeat_ticks",
+            ));
+        }
+        if self.election_timeout_max_ticks <= self.election_timeout_min_ticks {
+            return Err(ConfigError::BadTimeouts(
+                "election_timeout_max_ticks must be greater than election_timeout_min_ticks",
+            ));
+        }
+        if self.batch_max_bytes + ACCEPT_OVERHEAD_BYTES > self.max_message_bytes {
+            return Err(ConfigError::BatchTooLarge {
+                batch_max_bytes: self.batch_max_bytes,
+                max_message_bytes: self.max_message_bytes,
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,478 @@
+//! [`Node`]: one member of one Paxos group, holding any subset of the three roles, driven by
+//! its caller. See the crate docs for the driving loop.
+
+use crate::acceptor::Acceptor;
+use crate::config::{Config, ConfigError, Roles};
+use crate::ids::{Ballot, ReplicaId, Slot};
+use crate::learner::Learner;
+use crate::message::Message;
+use crate::output::{Decided, Event, Outgoing, ProposeError, Stats};
+use crate::payload::{BytesBuilder, Payload, ValueBuilder};
+use crate::proposer::Proposer;
+use crate::storage::{MemStorage, Storage, StorageError};
+
+/// Deliberate protocol bugs, for proving that the simulator's checkers catch them. Never
+/// set outside tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Bugs {
+    /// The acceptor neither records nor checks promises.
+    pub acceptor_forgets_promise: bool,
+    /// A new leader ignores the values reported in promises and fills every slot anew.
+    pub leader_ignores_accepted: bool,
+}
+
+/// Where role handlers put what they produce.
+pub(crate) struct Sink<'a, P> {
+    pub out: &'a mut Vec<Outgoing<P>>,
+    pub stats: &'a mut Stats,
+    pub unsynced: &'a mut bool,
+    pub learners: &'a [ReplicaId],
+}
+
+impl<P: Clone> Sink<'_, P> {
+    #[inline]
+    pub fn send(&mut self, to: ReplicaId, msg: Message<P>) {
+        self.stats.messages_out += 1;
+        self.out.push(Outgoing { to, msg });
+    }
+
+    /// Sends `msg` to every learner and to `extra` (once, if it is also a learner).
+    pub fn send_to_learners_and(&mut self, extra: ReplicaId, msg: Message<P>) {
+        let mut extra_seen = false;
+        for i in 0..self.learners.len() {
+            let l = self.learners[i];
+            extra_seen |= l == extra;
+            self.send(l, msg.clone());
+        }
+        if !extra_seen {
+            self.send(extra, msg);
+        }
+    }
+}
+
+/// Member lists derived from the configuration once.
+#[derive(Debug)]
+pub(crate) struct Topology {
+    pub acceptors: Vec<ReplicaId>,
+    pub learners: Vec<ReplicaId>,
+    pub proposers: Vec<ReplicaId>,
+    /// Acceptors and learners, each once: where the leader sends an Accept.
+    pub accept_targets: Vec<ReplicaId>,
+    /// Members, in config order (the bit of each in quorum masks).
+    pub members: Vec<ReplicaId>,
+    pub acceptor_mask: u64,
+}
+
+impl Topology {
+    fn new(cfg: &Config) -> Topology {
+        let acceptors: Vec<_> = cfg.acceptors().collect();
+        let learners: Vec<_> = cfg.learners().collect();
+        let mut accept_targets = acceptors.clone();
+        for l in &learners {
+            if !accept_targets.contains(l) {
+                accept_targets.push(*l);
+            }
+        }
+        let members: Vec<_> = cfg.members.iter().map(|m| m.id).collect();
+        let mut acceptor_mask = 0u64;
+        for (i, m) in cfg.members.iter().enumerate() {
+            if m.roles.acceptor {
+                acceptor_mask |= 1 << i;
+            }
+        }
+        Topology {
+            acceptors,
+            learners,
+            proposers: cfg.proposers().collect(),
+            accept_targets,
+            members,
+            acceptor_mask,
+        }
+    }
+
+    #[inline]
+    pub fn index(&self, id: ReplicaId) -> Option<usize> {
+        self.members.iter().position(|m| *m == id)
+    }
+
+    #[inline]
+    pub fn is_acceptor(&self, id: ReplicaId) -> Option<usize> {
+        let i = self.index(id)?;
+        (self.acceptor_mask & (1 << i) != 0).then_some(i)
+    }
+}
+
+/// A small deterministic PRNG (xorshift64*), seeded by the driver. Used only to spread
+/// election timeouts.
+#[derive(Clone, Debug)]
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed ^ 0x9E37_79B9_7F4A_7C15 | 1)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    pub fn range(&mut self, lo: u32, hi: u32) -> u32 {
+        lo + (self.next_u64() % u64::from((hi - lo).max(1))) as u32
+    }
+}
+
+/// One member of a Paxos group. `P` is the payload handle, `S` the acceptor's storage, `B`
+/// the leader's batch builder.
+pub struct Node<P, S = MemStorage<P>, B = BytesBuilder> {
+    pub(crate) cfg: Config,
+    pub(crate) id: ReplicaId,
+    pub(crate) roles: Roles,
+    pub(crate) topo: Topology,
+    pub(crate) now: u64,
+    pub(crate) rng: Rng,
+    pub(crate) storage: S,
+    pub(crate) builder: B,
+    pub(crate) unsynced: bool,
+    pub(crate) acceptor: Acceptor,
+    pub(crate) prop: Proposer<P>,
+    pub(crate) learner: Learner<P>,
+    /// Highest ballot known to lead, and when we last heard from it.
+    pub(crate) leader: Ballot,
+    pub(crate) leader_contact: u64,
+    pub(crate) election_timeout: u64,
+    pub(crate) out: Vec<Outgoing<P>>,
+    pub(crate) decided: Vec<Decided<P>>,
+    pub(crate) events: Vec<Event>,
+    pub(crate) stats: Stats,
+    pub(crate) bugs: Bugs,
+}
+
+impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
+    /// A node for member `id` of `cfg`. `seed` drives the election-timeout jitter; give every
+    /// node its own. `storage` is the acceptor's stable state (empty, or recovered after a
+    /// restart: the node resumes from it).
+    pub fn new(cfg: Config, id: ReplicaId, storage: S, builder: B, seed: u64) -> Result<Self, ConfigError> {
+        cfg.validate()?;
+        let roles = cfg.roles_of(id).ok_or(ConfigError::UnknownMember(id))?;
+        let topo = Topology::new(&cfg);
+        let mut rng = Rng::new(seed ^ (u64::from(id.0) << 32));
+        let election_timeout =
+            u64::from(rng.range(cfg.election_timeout_min_ticks, cfg.election_timeout_max_ticks));
+        let window = cfg.window as usize;
+        let n = cfg.members.len();
+        let mut node = Node {
+            prop: Proposer::new(window, cfg.max_pending_batches as usize, n),
+            learner: Learner::new(window),
+            cfg,
+            id,
+            roles,
+            topo,
+            now: 0,
+            rng,
+            storage,
+            builder,
+            unsynced: false,
+            acceptor: Acceptor::default(),
+            leader: Ballot::NONE,
+            leader_contact: 0,
+            election_timeout,
+            out: Vec::with_capacity(4 * window.max(16)),
+            decided: Vec::with_capacity(window.max(16)),
+            events: Vec::with_capacity(8),
+            stats: Stats::default(),
+            bugs: Bugs::default(),
+        };
+        // A restarted acceptor knows the highest ballot it promised: never reuse a lower one.
+        node.prop.max_seen = node.storage.promised();
+        Ok(node)
+    }
+
+    pub fn id(&self) -> ReplicaId {
+        self.id
+    }
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+    pub fn roles(&self) -> Roles {
+        self.roles
+    }
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+    pub fn storage(&self) -> &S {
+        &self.storage
+    }
+    /// Gives the stable state back (a simulated crash keeps only this).
+    pub fn into_storage(self) -> S {
+        self.storage
+    }
+    /// Ticks since the node was created.
+    pub fn now_ticks(&self) -> u64 {
+        self.now
+    }
+    pub fn is_leader(&self) -> bool {
+        self.prop.is_leading()
+    }
+    /// The ballot this node leads with, if it leads.
+    pub fn leader_ballot(&self) -> Option<Ballot> {
+        self.prop.is_leading().then_some(self.prop.ballot)
+    }
+    /// The leader this node believes in (itself if it leads).
+    pub fn leader_hint(&self) -> Option<ReplicaId> {
+        if self.prop.is_leading() {
+            Some(self.id)
+        } else if self.leader.is_none() {
+            None
+        } else {
+            Some(self.leader.leader)
+        }
+    }
+    /// The learner's next slot to deliver: everything below has been delivered.
+    pub fn next_to_deliver(&self) -> Slot {
+        self.learner.next
+    }
+    /// Leader only: every slot below is known chosen.
+    pub fn commit_point(&self) -> Slot {
+        self.prop.commit
+    }
+    /// Slots proposed and not yet known chosen (leader only).
+    pub fn in_flight(&self) -> usize {
+        self.prop.inflight.len()
+    }
+    #[doc(hidden)]
+    pub fn inject_bugs(&mut self, bugs: Bugs) {
+        self.bugs = bugs;
+    }
+
+    /// True when stable state was written since the last `sync`: sync before sending any
+    /// message drained after those writes (the durability contract, see `storage`).
+    pub fn needs_sync(&self) -> bool {
+        self.unsynced
+    }
+    pub fn sync(&mut self) -> Result<(), StorageError> {
+        if self.unsynced {
+            self.storage.sync()?;
+            self.unsynced = false;
+        }
+        Ok(())
+    }
+
+    /// Moves the queued messages into `out` (appended; both buffers keep their capacity).
+    pub fn take_messages(&mut self, out: &mut Vec<Outgoing<P>>) {
+        out.append(&mut self.out);
+    }
+    /// Moves the delivered slots (in slot order) into `out`.
+    pub fn take_decided(&mut self, out: &mut Vec<Decided<P>>) {
+        out.append(&mut self.decided);
+    }
+    pub fn take_events(&mut self, out: &mut Vec<Event>) {
+        out.append(&mut self.events);
+    }
+    pub fn has_output(&self) -> bool {
+        !(self.out.is_empty() && self.decided.is_empty() && self.events.is_empty())
+    }
+
+    pub(crate) fn sink(&mut self) -> Sink<'_, P> {
+        Sink {
+            out: &mut self.out,
+            stats: &mut self.stats,
+            unsynced: &mut self.unsynced,
+            learners: &self.topo.learners,
+        }
+    }
+
+    /// Handles one message from member `from`. Messages from non-members, or that a member
+    /// could not legitimately send (a ballot it does not own, a role it does not have), are
+    /// ignored and counted.
+    pub fn step(&mut self, from: ReplicaId, msg: Message<P>) {
+        self.stats.messages_in += 1;
+        let Some(from_roles) = self.cfg.roles_of(from) else {
+            self.stats.messages_ignored += 1;
+            return;
+        };
+        let ok = match &msg {
+            Message::Prepare { ballot, .. } | Message::Heartbeat { ballot, .. } => {
+                from_roles.proposer && ballot.leader == from && !ballot.is_none()
+            }
+            Message::Accept { ballot, .. } => {
+                from_roles.proposer && ballot.leader == from && !ballot.is_none()
+            }
+            Message::Promise { .. }
+            | Message::Accepted { .. }
+            | Message::Nack { .. }
+            | Message::Learn { .. }
+            | Message::Trimmed { .. } => from_roles.acceptor,
+            Message::Repeat { .. } | Message::Applied { .. } => from_roles.learner,
+        };
+        if !ok {
+            self.stats.messages_ignored += 1;
+            return;
+        }
+        let forget = self.bugs.acceptor_forgets_promise;
+        match msg {
+            Message::Prepare { ballot, from: slot } => {
+                self.observe_ballot(ballot, false);
+                if self.roles.acceptor {
+                    let (acc, cfg) = (&mut self.acceptor, &self.cfg);
+                    let mut sink = Sink {
+                        out: &mut self.out,
+                        stats: &mut self.stats,
+                        unsynced: &mut self.unsynced,
+                        learners: &self.topo.learners,
+                    };
+                    acc.on_prepare(cfg, &mut self.storage, &mut sink, from, ballot, slot, forget);
+                }
+            }
+            Message::Accept { ballot, slot, commit, value } => {
+                self.observe_ballot(ballot, true);
+                if self.roles.learner {
+                    self.learner_on_value(ballot, slot, &value, None);
+                    self.learner_on_commit(commit);
+                }
+                if self.roles.acceptor {
+                    let acc = &mut self.acceptor;
+                    let mut sink = Sink {
+                        out: &mut self.out,
+                        stats: &mut self.stats,
+                        unsynced: &mut self.unsynced,
+                        learners: &self.topo.learners,
+                    };
+                    acc.on_accept(&mut self.storage, &mut sink, from, ballot, slot, commit, &value, forget);
+                }
+            }
+            Message::Heartbeat { ballot, commit, trim } => {
+                self.observe_ballot(ballot, true);
+                if self.roles.learner {
+                    self.learner_on_commit(commit);
+                }
+                if self.roles.acceptor {
+                    let acc = &mut self.acceptor;
+                    let mut sink = Sink {
+                        out: &mut self.out,
+                        stats: &mut self.stats,
+                        unsynced: &mut self.unsynced,
+                        learners: &self.topo.learners,
+                    };
+                    acc.on_heartbeat(&mut self.storage, &mut sink, from, ballot, commit, trim);
+                }
+            }
+            Message::Repeat { from: lo, to } => {
+                if self.roles.acceptor {
+                    let acc = &mut self.acceptor;
+                    let mut sink = Sink {
+                        out: &mut self.out,
+                        stats: &mut self.stats,
+                        unsynced: &mut self.unsynced,
+                        learners: &self.topo.learners,
+                    };
+                    acc.on_repeat(&self.storage, &mut sink, from, lo, to);
+                }
+            }
+            Message::Promise { ballot, low, chunk, chunks, entries } => {
+                if self.roles.proposer {
+                    self.proposer_on_promise(from, ballot, low, chunk, chunks, entries);
+                }
+            }
+            Message::Accepted { ballot, slot } => {
+                if self.roles.proposer {
+                    self.proposer_on_accepted(from, ballot, slot);
+                }
+                if self.roles.learner {
+                    let idx = self.topo.is_acceptor(from);
+                    if let Some(i) = idx {
+                        self.learner_on_ack(i, ballot, slot);
+                    }
+                }
+            }
+            Message::Nack { ballot, promised } => {
+                if self.roles.proposer {
+                    self.proposer_on_nack(ballot, promised);
+                }
+            }
+            Message::Learn { ballot, slot, value } => {
+                if self.roles.learner {
+                    let idx = self.topo.is_acceptor(from);
+                    self.learner_on_value(ballot, slot, &value, idx);
+                }
+            }
+            Message::Trimmed { low } => {
+                if self.roles.learner {
+                    self.learner_on_trimmed(low);
+                }
+            }
+            Message::Applied { applied } => {
+                if self.roles.proposer {
+                    self.proposer_on_applied(from, applied);
+                }
+            }
+        }
+        self.learner_deliver();
+    }
+
+    /// Advances virtual time by one tick: heartbeats, retransmissions, batch sealing,
+    /// election timeouts, gap repair, applied reports.
+    pub fn tick(&mut self) {
+        self.now += 1;
+        if self.roles.proposer {
+            self.proposer_tick();
+        }
+        if self.roles.learner {
+            self.learner_tick();
+        }
+    }
+
+    /// Queues a command (opaque bytes) for the log. Only the leader accepts proposals. The
+    /// command is copied into the open batch; the batch is sealed when full, on `flush`, or
+    /// after `batch_delay_ticks`.
+    pub fn propose(&mut self, command: &[u8]) -> Result<(), ProposeError> {
+        self.proposer_propose(command)
+    }
+
+    /// Seals the open batch now and proposes what the window allows. Drivers call this after
+    /// each receive burst, so one burst's commands share a slot.
+    pub fn flush(&mut self) {
+        if self.roles.proposer {
+            self.proposer_flush();
+        }
+    }
+
+    /// The application installed a snapshot covering every slot below `upto`: the learner
+    /// continues from there.
+    pub fn snapshot_installed(&mut self, upto: Slot) {
+        self.learner_skip_to(upto);
+    }
+
+    /// Notes a ballot seen in a leader's message. `leading` messages (accept, heartbeat) prove
+    /// a live leader: they reset the election timer.
+    fn observe_ballot(&mut self, ballot: Ballot, leading: bool) {
+        if ballot > self.prop.max_seen {
+            self.prop.max_seen = ballot;
+        }
+        if self.roles.proposer && ballot > self.prop.ballot && !self.prop.is_follower() {
+            self.proposer_step_down();
+        }
+        if ballot >= self.leader {
+            if leading && ballot != self.leader && ballot.leader != self.id {
+                self.events.push(Event::LeaderIs { ballot });
+            }
+            if leading {
+                self.leader = ballot;
+            }
+            // Someone with a ballot at least as high is leading or trying to: wait for it.
+            self.leader_contact = self.now;
+        }
+    }
+
+    pub(crate) fn reset_election_timer(&mut self) {
+        self.leader_contact = self.now;
+        self.election_timeout = u64::from(
+            self.rng.range(self.cfg.election_timeout_min_ticks, self.cfg.election_timeout_max_ticks),
+        );
+    }
+}
+
+/// A node over `bytes::Bytes` with in-memory storage: the simulator's and tests' node.
+pub type MemNode = Node<bytes::Bytes, MemStorage<bytes::Bytes>, BytesBuilder>;

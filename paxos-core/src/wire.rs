@@ -1,0 +1,1 @@
+//! Wire encoding of protocol messages (being written; see docs/wire-format.md).
