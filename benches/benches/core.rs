@@ -1,0 +1,65 @@
+//! Protocol cost with no I/O: `cargo bench -p paxos-benches --bench core`.
+//!
+//! - `group3/unbatched`: all protocol work of a 3-replica group (leader, 3 acceptors, 3
+//!   learners; 1 Accept fan-out, 3x3 Accepted) per chosen command, one command per slot.
+//! - `group3/batch32`: the same with 32 commands per slot, reported per command.
+//! - `acceptor/accept`: one acceptor handling one Accept (store + queue 3 Accepted).
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use paxos_benches::{bench_config, LocalGroup};
+use paxos_core::{Ballot, BytesBuilder, MemNode, MemStorage, Message, Outgoing, ReplicaId, Slot};
+
+fn group(c: &mut Criterion) {
+    let value = [0xabu8; 64];
+    let mut g = c.benchmark_group("group3");
+    for batch in [1usize, 32] {
+        g.throughput(Throughput::Elements(batch as u64));
+        let name = if batch == 1 { "unbatched" } else { "batch32" };
+        g.bench_function(BenchmarkId::new(name, "64B"), |b| {
+            let mut grp = LocalGroup::new(bench_config(3, batch as u32));
+            b.iter(|| grp.commit_batch(&value, batch));
+            assert!(grp.decided_commands > 0);
+        });
+    }
+    g.finish();
+}
+
+fn acceptor(c: &mut Criterion) {
+    let cfg = bench_config(3, 1);
+    let mut node =
+        MemNode::new(cfg, ReplicaId(1), MemStorage::default(), BytesBuilder::default(), 1).unwrap();
+    let ballot = Ballot::new(1, ReplicaId(0));
+    let value = Bytes::from_static(&[7u8; 64]);
+    let mut out: Vec<Outgoing<Bytes>> = Vec::with_capacity(64);
+    let mut slot = 0u64;
+    let mut g = c.benchmark_group("acceptor");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("accept", |b| {
+        b.iter(|| {
+            let msg = Message::Accept {
+                ballot,
+                slot: Slot(slot),
+                commit: Slot(slot.saturating_sub(8)),
+                value: value.clone(),
+            };
+            node.step(ReplicaId(0), msg);
+            node.take_messages(&mut out);
+            out.clear();
+            slot += 1;
+            if slot % 4096 == 0 {
+                // Keep the acceptor's log short, as heartbeats with a trim point would.
+                node.step(
+                    ReplicaId(0),
+                    Message::Heartbeat { ballot, commit: Slot(slot), trim: Slot(slot) },
+                );
+                node.take_messages(&mut out);
+                out.clear();
+            }
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, group, acceptor);
+criterion_main!(benches);
