@@ -1,1 +1,0 @@
-//! Wire encoding of protocol messages (being written; see docs/wire-format.md).

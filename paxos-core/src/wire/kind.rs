@@ -1,0 +1,125 @@
+//! Kind numbers: the fourth header byte.
+
+use super::BALLOT_LEN;
+use crate::message::Message;
+
+/// What the body of a datagram is. Protocol kinds are 1..=10, client kinds 16 and 17; 0 and
+/// every other value are invalid (a zeroed buffer never decodes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Kind {
+    Prepare = 1,
+    Promise = 2,
+    Accept = 3,
+    Accepted = 4,
+    Nack = 5,
+    Heartbeat = 6,
+    Repeat = 7,
+    Learn = 8,
+    Trimmed = 9,
+    Applied = 10,
+    ClientRequest = 16,
+    ClientReply = 17,
+}
+
+const SLOT: usize = 8;
+const LEN: usize = 4;
+
+impl Kind {
+    pub const ALL: [Kind; 12] = [
+        Kind::Prepare,
+        Kind::Promise,
+        Kind::Accept,
+        Kind::Accepted,
+        Kind::Nack,
+        Kind::Heartbeat,
+        Kind::Repeat,
+        Kind::Learn,
+        Kind::Trimmed,
+        Kind::Applied,
+        Kind::ClientRequest,
+        Kind::ClientReply,
+    ];
+
+    pub const fn as_u8(self) -> u8 {
+        self as u8
+    }
+
+    pub const fn from_u8(byte: u8) -> Option<Kind> {
+        Some(match byte {
+            1 => Kind::Prepare,
+            2 => Kind::Promise,
+            3 => Kind::Accept,
+            4 => Kind::Accepted,
+            5 => Kind::Nack,
+            6 => Kind::Heartbeat,
+            7 => Kind::Repeat,
+            8 => Kind::Learn,
+            9 => Kind::Trimmed,
+            10 => Kind::Applied,
+            16 => Kind::ClientRequest,
+            17 => Kind::ClientReply,
+            _ => return None,
+        })
+    }
+
+    /// A short name for traces and counters (the same as [`Message::kind_name`]).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Kind::Prepare => "prepare",
+            Kind::Promise => "promise",
+            Kind::Accept => "accept",
+            Kind::Accepted => "accepted",
+            Kind::Nack => "nack",
+            Kind::Heartbeat => "heartbeat",
+            Kind::Repeat => "repeat",
+            Kind::Learn => "learn",
+            Kind::Trimmed => "trimmed",
+            Kind::Applied => "applied",
+            Kind::ClientRequest => "client_request",
+            Kind::ClientReply => "client_reply",
+        }
+    }
+
+    pub fn of<P>(msg: &Message<P>) -> Kind {
+        match msg {
+            Message::Prepare { .. } => Kind::Prepare,
+            Message::Promise { .. } => Kind::Promise,
+            Message::Accept { .. } => Kind::Accept,
+            Message::Accepted { .. } => Kind::Accepted,
+            Message::Nack { .. } => Kind::Nack,
+            Message::Heartbeat { .. } => Kind::Heartbeat,
+            Message::Repeat { .. } => Kind::Repeat,
+            Message::Learn { .. } => Kind::Learn,
+            Message::Trimmed { .. } => Kind::Trimmed,
+            Message::Applied { .. } => Kind::Applied,
+        }
+    }
+
+    /// True for the kinds the core does not handle (client traffic).
+    pub const fn is_client(self) -> bool {
+        matches!(self, Kind::ClientRequest | Kind::ClientReply)
+    }
+
+    /// Bytes of the body besides its variable part (values and Promise entries), i.e. the
+    /// smallest body of this kind.
+    pub const fn fixed_body_len(self) -> usize {
+        match self {
+            Kind::Prepare => BALLOT_LEN + SLOT,
+            // ballot, low, chunk u16, chunks u16, entry count u32
+            Kind::Promise => BALLOT_LEN + SLOT + 2 + 2 + 4,
+            Kind::Accept => BALLOT_LEN + SLOT + SLOT + LEN,
+            Kind::Accepted => BALLOT_LEN + SLOT,
+            Kind::Nack => BALLOT_LEN + BALLOT_LEN,
+            Kind::Heartbeat => BALLOT_LEN + SLOT + SLOT,
+            Kind::Repeat => SLOT + SLOT,
+            Kind::Learn => BALLOT_LEN + SLOT + LEN,
+            Kind::Trimmed => SLOT,
+            Kind::Applied => SLOT,
+            // client u64, seq u64, command length
+            Kind::ClientRequest => 8 + 8 + LEN,
+            // client u64, seq u64, status u8, reserved u8, leader hint u16, body length
+            Kind::ClientReply => 8 + 8 + 1 + 1 + 2 + LEN,
+        }
+    }
+}
