@@ -5,3 +5,5 @@
 //!   that write headers in front of a payload already in place.
 
 pub mod wire;
+pub mod counters;
+pub mod io;

@@ -1,0 +1,121 @@
+//! Per-lcore counters: written by the one thread that owns them, read by anyone (the stats
+//! printer, DPDK telemetry) without locks. A single writer makes `load + store` exact; readers
+//! see each counter as of some recent moment.
+
+use crate::wire::FrameDrop;
+use paxos_core::wire::WireError;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// One counter, single writer.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    #[inline]
+    pub fn add(&self, n: u64) {
+        // Single writer: a plain load and store, no locked instruction on the hot path.
+        self.0.store(self.0.load(Relaxed).wrapping_add(n), Relaxed);
+    }
+    #[inline]
+    pub fn inc(&self) {
+        self.add(1)
+    }
+    #[inline]
+    pub fn get(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+    #[inline]
+    pub fn set(&self, v: u64) {
+        self.0.store(v, Relaxed)
+    }
+}
+
+/// Counters of one lcore (one Paxos group, one queue pair). Cache-line aligned so that two
+/// lcores' counters never share a line.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+pub struct Counters {
+    pub rx_packets: Counter,
+    pub rx_bytes: Counter,
+    pub tx_packets: Counter,
+    pub tx_bytes: Counter,
+    /// Frames dropped before the UDP payload, by cause (index: `FrameDrop::index`).
+    pub frame_drops: [Counter; FrameDrop::COUNT],
+    /// Datagrams whose Paxos header or body did not decode, by cause (`WireError::index`).
+    pub wire_drops: [Counter; WireError::COUNT],
+    /// Datagrams to a port this lcore does not serve.
+    pub unknown_port: Counter,
+    /// Datagrams for another group or another node id.
+    pub misdirected: Counter,
+    /// Transmit: mbufs `tx_burst` did not take, freed.
+    pub tx_full_frees: Counter,
+    /// Transmit: no buffer (pool empty) or destination unresolved.
+    pub tx_no_buffer: Counter,
+    pub tx_unresolved: Counter,
+    pub arp_requests_answered: Counter,
+    pub arp_requests_sent: Counter,
+    pub arp_replies_learned: Counter,
+    /// Protocol progress.
+    pub slots_decided: Counter,
+    pub commands_applied: Counter,
+    pub batches_proposed: Counter,
+    pub commands_proposed: Counter,
+    pub client_requests: Counter,
+    pub client_replies: Counter,
+    pub client_rejected: Counter,
+    pub leader_changes: Counter,
+    pub loop_iterations: Counter,
+    pub idle_polls: Counter,
+}
+
+impl Counters {
+    pub fn frame_drop(&self, cause: FrameDrop) {
+        self.frame_drops[cause.index()].inc();
+    }
+    pub fn wire_drop(&self, cause: WireError) {
+        self.wire_drops[cause.index()].inc();
+    }
+    pub fn total_drops(&self) -> u64 {
+        self.frame_drops.iter().chain(self.wire_drops.iter()).map(Counter::get).sum::<u64>()
+            + self.unknown_port.get()
+            + self.misdirected.get()
+    }
+
+    /// Visits every counter as (group, name, value) in a fixed order: for printing and
+    /// telemetry. Groups: "" for plain counters, "frame_drop", "wire_drop".
+    pub fn visit(&self, mut f: impl FnMut(&'static str, &'static str, u64)) {
+        let plain: [(&'static str, &Counter); 22] = [
+            ("rx_packets", &self.rx_packets),
+            ("rx_bytes", &self.rx_bytes),
+            ("tx_packets", &self.tx_packets),
+            ("tx_bytes", &self.tx_bytes),
+            ("unknown_port", &self.unknown_port),
+            ("misdirected", &self.misdirected),
+            ("tx_full_frees", &self.tx_full_frees),
+            ("tx_no_buffer", &self.tx_no_buffer),
+            ("tx_unresolved", &self.tx_unresolved),
+            ("arp_requests_answered", &self.arp_requests_answered),
+            ("arp_requests_sent", &self.arp_requests_sent),
+            ("arp_replies_learned", &self.arp_replies_learned),
+            ("slots_decided", &self.slots_decided),
+            ("commands_applied", &self.commands_applied),
+            ("batches_proposed", &self.batches_proposed),
+            ("commands_proposed", &self.commands_proposed),
+            ("client_requests", &self.client_requests),
+            ("client_replies", &self.client_replies),
+            ("client_rejected", &self.client_rejected),
+            ("leader_changes", &self.leader_changes),
+            ("loop_iterations", &self.loop_iterations),
+            ("idle_polls", &self.idle_polls),
+        ];
+        for (name, c) in plain {
+            f("", name, c.get());
+        }
+        for cause in FrameDrop::ALL {
+            f("frame_drop", cause.as_str(), self.frame_drops[cause.index()].get());
+        }
+        for cause in WireError::ALL {
+            f("wire_drop", cause.as_str(), self.wire_drops[cause.index()].get());
+        }
+    }
+}
