@@ -1,1 +1,4 @@
-//! placeholder
+//! The appliance: the replicated key-value store, cluster configuration, and the node,
+//! client and cluster binaries.
+
+pub mod kv;
