@@ -2,4 +2,6 @@
 //! client and cluster binaries.
 
 pub mod config;
+pub mod history;
 pub mod kv;
+pub mod report;
