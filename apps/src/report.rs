@@ -190,7 +190,7 @@ impl IntervalLog {
             .begin_log_with(&mut out, &mut serializer)?;
         for (offset, length, h) in &self.intervals {
             w.write_histogram(h, *offset, *length, Tag::new("latency"))
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::Other, format!("{e:?}")))?;
+                .map_err(|e| std::io::Error::other(format!("{e:?}")))?;
         }
         Ok(())
     }
