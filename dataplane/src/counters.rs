@@ -66,6 +66,31 @@ pub struct Counters {
     pub leader_changes: Counter,
     pub loop_iterations: Counter,
     pub idle_polls: Counter,
+    /// Fault injection ([`crate::fault::PacketFilter`]): datagrams dropped on receive / transmit.
+    pub filter_rx_drops: Counter,
+    pub filter_tx_drops: Counter,
+    /// A `ClientReply` addressed to a replica (replicas only send replies).
+    pub unexpected_replies: Counter,
+    /// Transmit: datagram larger than the transport's `max_payload`.
+    pub tx_too_large: Counter,
+    /// Transmit: the encoder refused a message (a bug in the sender; the datagram is garbage).
+    pub encode_errors: Counter,
+    /// Receive: datagram larger than the receive buffer (the kernel truncated it), dropped.
+    pub rx_oversize: Counter,
+    /// Socket errors other than "would block" (and non-IPv4 peers), on either direction.
+    pub io_errors: Counter,
+    /// A decided command without a valid log-command header (see [`crate::app::LogCommand`]).
+    pub log_malformed: Counter,
+    /// The application's reply did not fit one datagram: sent as status `REPLY_TOO_LARGE`.
+    pub reply_too_large: Counter,
+    /// `Storage::sync` failed: the messages of that round were not sent.
+    pub storage_errors: Counter,
+    /// The learner fell below the acceptors' trim point (`Event::SnapshotNeeded`).
+    pub snapshots_needed: Counter,
+    /// Ticks not delivered because the loop fell too far behind its clock.
+    pub ticks_skipped: Counter,
+    /// In-memory network: datagram to an endpoint nobody is attached to (a crashed node).
+    pub tx_undeliverable: Counter,
 }
 
 impl Counters {
@@ -79,12 +104,15 @@ impl Counters {
         self.frame_drops.iter().chain(self.wire_drops.iter()).map(Counter::get).sum::<u64>()
             + self.unknown_port.get()
             + self.misdirected.get()
+            + self.unexpected_replies.get()
+            + self.filter_rx_drops.get()
+            + self.rx_oversize.get()
     }
 
     /// Visits every counter as (group, name, value) in a fixed order: for printing and
     /// telemetry. Groups: "" for plain counters, "frame_drop", "wire_drop".
     pub fn visit(&self, mut f: impl FnMut(&'static str, &'static str, u64)) {
-        let plain: [(&'static str, &Counter); 22] = [
+        let plain: [(&'static str, &Counter); 35] = [
             ("rx_packets", &self.rx_packets),
             ("rx_bytes", &self.rx_bytes),
             ("tx_packets", &self.tx_packets),
@@ -107,6 +135,19 @@ impl Counters {
             ("leader_changes", &self.leader_changes),
             ("loop_iterations", &self.loop_iterations),
             ("idle_polls", &self.idle_polls),
+            ("filter_rx_drops", &self.filter_rx_drops),
+            ("filter_tx_drops", &self.filter_tx_drops),
+            ("unexpected_replies", &self.unexpected_replies),
+            ("tx_too_large", &self.tx_too_large),
+            ("encode_errors", &self.encode_errors),
+            ("rx_oversize", &self.rx_oversize),
+            ("io_errors", &self.io_errors),
+            ("log_malformed", &self.log_malformed),
+            ("reply_too_large", &self.reply_too_large),
+            ("storage_errors", &self.storage_errors),
+            ("snapshots_needed", &self.snapshots_needed),
+            ("ticks_skipped", &self.ticks_skipped),
+            ("tx_undeliverable", &self.tx_undeliverable),
         ];
         for (name, c) in plain {
             f("", name, c.get());

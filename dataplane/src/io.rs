@@ -58,7 +58,16 @@ pub enum TxError {
 /// steady state and must bound every queue they keep.
 pub trait PacketIo {
     /// Zero-copy handle to received bytes.
-    type Buf: paxos_core::Payload;
+    type Buf: RxBuf;
+
+    /// Builds the leader's batch values in the same handle type as received values (a slot's
+    /// value travels through the same `Node` whether this node proposed it or received it).
+    /// The transport supplies it because it owns the memory: heap arenas for `Bytes`, a
+    /// mempool or heap arena for DPDK.
+    type Builder: paxos_core::ValueBuilder<Self::Buf>;
+
+    /// A fresh value builder for one `Node` (called once when a driver is built).
+    fn value_builder(&mut self) -> Self::Builder;
 
     /// Receives up to `max` datagrams, appended to `out`. Returns how many. Frames that are
     /// not well-formed UDP for us are dropped and counted by cause inside the transport.
@@ -77,4 +86,27 @@ pub trait PacketIo {
 
     /// Largest payload `send_with` accepts.
     fn max_payload(&self) -> usize;
+}
+
+/// A received buffer that can hand out zero-copy sub-slices of itself: the wire decoder turns
+/// each value's byte range into one with [`RxBuf::slice`] (`|r| data.slice(r)`), so a value
+/// held by the acceptor or learner shares the receive buffer instead of copying it.
+pub trait RxBuf: paxos_core::Payload {
+    /// The bytes in `range` (relative to this handle's start) as a handle of the same type.
+    /// Callers pass ranges inside `self` (the decoder guarantees it); outside, it may panic.
+    fn slice(&self, range: core::ops::Range<usize>) -> Self;
+}
+
+impl RxBuf for bytes::Bytes {
+    #[inline]
+    fn slice(&self, range: core::ops::Range<usize>) -> Self {
+        bytes::Bytes::slice(self, range)
+    }
+}
+
+impl RxBuf for &[u8] {
+    #[inline]
+    fn slice(&self, range: core::ops::Range<usize>) -> Self {
+        &self[range]
+    }
 }

@@ -1,0 +1,622 @@
+//! The node loop: one [`GroupDriver`] owns one Paxos group's [`Node`] on one thread (one
+//! lcore) and moves it between a [`PacketIo`] transport and an [`Application`]. The same
+//! code runs over DPDK, kernel UDP and the in-memory test network.
+//!
+//! # One loop iteration ([`GroupDriver::poll`])
+//! ```text
+//! rx burst (RX_BURST)         for each datagram: filter -> peek_header -> group/to check
+//!                               -> decode (values are zero-copy RxBuf slices)
+//!                               Protocol -> node.step; Request -> wrap + node.propose
+//!                               (or an immediate NOT_LEADER / BUSY / TOO_LARGE reply);
+//!                               Reply -> dropped and counted
+//! node.flush()                one burst's requests share one slot
+//! ticks                       one node.tick() per tick_ns elapsed (<= MAX_TICKS_PER_POLL)
+//! output rounds               sync if needed, then take_messages: to self -> node.step,
+//!                               others -> encoded straight into the transmit buffer;
+//!                               repeated while stepping ourselves made more (bounded)
+//! decided                     each command of each slot -> app.apply -> the proposer replies
+//! events, io.flush()
+//! ```
+//! `poll` returns the work done (datagrams received and sent, commands applied); the caller
+//! applies its [`IdlePolicy`] when it is 0 ([`GroupDriver::run`] does exactly that).
+//!
+//! # No allocation, no locks per packet
+//! Every buffer the loop fills (received datagrams, outgoing messages, decided slots,
+//! events, the log-command and reply scratch) is owned by the driver and reused; values
+//! are refcounted slices of receive buffers; counters are single-writer atomics. Every
+//! loop is bounded by a named constant.
+//!
+//! # Durability
+//! The acceptor's storage is synced before any message drained after a `step`, `tick` or
+//! `propose` leaves (see `paxos_core::storage`); messages to ourselves go through the same
+//! path but skip the encoder.
+
+use crate::app::{status, Application, LogCommand};
+use crate::counters::Counters;
+use crate::fault::{NoFaults, PacketFilter, Verdict};
+use crate::idle::IdlePolicy;
+use crate::io::{Datagram, Endpoint, PacketIo, RxBuf};
+use crate::peers::{PeerError, PeerTable};
+use core::fmt;
+use paxos_core::wire::{
+    decode, encode, encode_reply, encoded_len, peek_header, reply_encoded_len, ClientReply,
+    ClientRequest, Envelope, Kind, Route, WireError, CLIENT,
+};
+use paxos_core::{
+    payload, ClientId, Config, ConfigError, Decided, Event, GroupId, MemStorage, Message, Node,
+    Outgoing, ProposeError, ReplicaId, RequestSeq, Storage,
+};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Datagrams taken from the transport per poll (DPDK's customary burst).
+pub const RX_BURST: usize = 32;
+/// Most `Node::tick` calls per poll; a loop that fell further behind skips the rest
+/// (counted in `ticks_skipped`) instead of stalling on catch-up.
+pub const MAX_TICKS_PER_POLL: u32 = 16;
+/// Most sync/take_messages rounds per poll. A round runs again only when delivering
+/// messages to ourselves produced more; what is left waits for the next poll.
+pub const MAX_OUTPUT_ROUNDS: usize = 16;
+/// Default tick: 1 ms (the election timeout is 10-20 ticks with the default `Config`).
+pub const DEFAULT_TICK_NS: u64 = 1_000_000;
+
+/// Everything a driver needs besides its transport and application.
+#[derive(Clone, Debug)]
+pub struct DriverConfig {
+    pub group: GroupId,
+    /// This node's member id in `paxos`.
+    pub id: ReplicaId,
+    pub paxos: Config,
+    /// Every member's endpoint (this node's too).
+    pub peers: PeerTable,
+    /// Length of one `Node::tick`, in nanoseconds of the clock passed to `poll`.
+    pub tick_ns: u64,
+    /// Seeds the election-timeout jitter; the node mixes in its id.
+    pub seed: u64,
+    /// Used by [`GroupDriver::run`] after a poll without work.
+    pub idle: IdlePolicy,
+}
+
+impl DriverConfig {
+    /// Defaults: `DEFAULT_TICK_NS`, seed 0, `IdlePolicy::Spin`.
+    pub fn new(group: GroupId, id: ReplicaId, paxos: Config, peers: PeerTable) -> DriverConfig {
+        DriverConfig {
+            group,
+            id,
+            paxos,
+            peers,
+            tick_ns: DEFAULT_TICK_NS,
+            seed: 0,
+            idle: IdlePolicy::Spin,
+        }
+    }
+}
+
+/// Why a driver could not be built.
+#[derive(Debug)]
+pub enum DriverError {
+    Config(ConfigError),
+    Peers(PeerError),
+    /// `tick_ns` is 0.
+    ZeroTick,
+    /// The configuration's `max_message_bytes` exceeds what the transport can send.
+    MessageTooLarge {
+        max_message_bytes: u32,
+        max_payload: usize,
+    },
+    /// Setting up a transport failed (the local-group helpers).
+    Io(std::io::Error),
+}
+
+impl fmt::Display for DriverError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DriverError::Config(e) => write!(f, "config: {e}"),
+            DriverError::Peers(e) => e.fmt(f),
+            DriverError::ZeroTick => write!(f, "tick_ns: must be at least 1"),
+            DriverError::MessageTooLarge { max_message_bytes, max_payload } => write!(
+                f,
+                "max_message_bytes {max_message_bytes} exceeds the transport's largest datagram ({max_payload} bytes)"
+            ),
+            DriverError::Io(e) => write!(f, "transport: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for DriverError {}
+
+impl From<ConfigError> for DriverError {
+    fn from(e: ConfigError) -> Self {
+        DriverError::Config(e)
+    }
+}
+impl From<PeerError> for DriverError {
+    fn from(e: PeerError) -> Self {
+        DriverError::Peers(e)
+    }
+}
+impl From<std::io::Error> for DriverError {
+    fn from(e: std::io::Error) -> Self {
+        DriverError::Io(e)
+    }
+}
+
+/// The transmit side: transport, fault filter, counters. Kept apart from the node so the
+/// loop can step the node and send at the same time.
+struct Link<Io, F> {
+    io: Io,
+    filter: F,
+    counters: Arc<Counters>,
+    group: GroupId,
+    me: ReplicaId,
+    /// Encoded datagram, only when the filter is active (it must see the bytes first).
+    scratch: Vec<u8>,
+}
+
+impl<Io: PacketIo, F: PacketFilter> Link<Io, F> {
+    /// Encodes one datagram of `len` bytes with `enc` straight into the transport's buffer.
+    /// Returns 1 if it was queued.
+    fn transmit(
+        &mut self,
+        to: &Endpoint,
+        len: usize,
+        enc: impl FnOnce(&mut [u8]) -> Result<usize, WireError>,
+    ) -> usize {
+        if len > self.io.max_payload() {
+            self.counters.tx_too_large.inc();
+            return 0;
+        }
+        let mut encoded = Ok(len);
+        let queued = if self.filter.is_active() {
+            self.scratch.clear();
+            self.scratch.resize(len, 0);
+            if let Err(e) = enc(&mut self.scratch) {
+                self.encode_error(e);
+                return 0;
+            }
+            if self.filter.on_tx(to, &self.scratch) == Verdict::Drop {
+                self.counters.filter_tx_drops.inc();
+                return 0;
+            }
+            let scratch = &self.scratch;
+            self.io.send_with(to, len, |buf| {
+                let n = buf.len().min(scratch.len());
+                buf[..n].copy_from_slice(&scratch[..n]);
+            })
+        } else {
+            self.io.send_with(to, len, |buf| encoded = enc(buf))
+        };
+        if let Err(e) = encoded {
+            // The transport already holds the (garbage) datagram; the receiver will drop it.
+            self.encode_error(e);
+        }
+        // Transmit errors are counted by the transport.
+        usize::from(queued.is_ok())
+    }
+
+    fn encode_error(&self, e: WireError) {
+        self.counters.encode_errors.inc();
+        log::error!("group {} replica {}: encode failed: {e}", self.group.0, self.me.0);
+    }
+
+    fn send_message<P: AsRef<[u8]>>(
+        &mut self,
+        to_ep: &Endpoint,
+        to: ReplicaId,
+        msg: &Message<P>,
+    ) -> usize {
+        let route = Route { group: self.group, from: self.me, to };
+        self.transmit(to_ep, encoded_len(msg), |buf| encode(route, msg, buf))
+    }
+
+    fn send_reply(
+        &mut self,
+        to: &Endpoint,
+        client: ClientId,
+        seq: RequestSeq,
+        mut status: u8,
+        leader_hint: Option<ReplicaId>,
+        mut body: &[u8],
+    ) -> usize {
+        let mut reply = ClientReply { client, seq, status, leader_hint, body };
+        if reply_encoded_len(&reply) > self.io.max_payload() {
+            self.counters.reply_too_large.inc();
+            status = status::REPLY_TOO_LARGE;
+            body = &[];
+            reply = ClientReply { client, seq, status, leader_hint, body };
+        }
+        let route = Route { group: self.group, from: self.me, to: CLIENT };
+        let sent =
+            self.transmit(to, reply_encoded_len(&reply), |buf| encode_reply(route, &reply, buf));
+        self.counters.client_replies.add(sent as u64);
+        sent
+    }
+}
+
+/// One Paxos group's node loop. See the module docs.
+pub struct GroupDriver<Io: PacketIo, A, F = NoFaults, S = MemStorage<<Io as PacketIo>::Buf>> {
+    node: Node<Io::Buf, S, Io::Builder>,
+    link: Link<Io, F>,
+    app: A,
+    peers: PeerTable,
+    group: GroupId,
+    me: ReplicaId,
+    tick_ns: u64,
+    /// When the next tick is due; `None` until the first poll.
+    next_tick_ns: Option<u64>,
+    idle: IdlePolicy,
+    rx: Vec<Datagram<Io::Buf>>,
+    out: Vec<Outgoing<Io::Buf>>,
+    decided: Vec<Decided<Io::Buf>>,
+    events: Vec<Event>,
+    /// A client command wrapped in its log header, before `propose` copies it.
+    cmd: Vec<u8>,
+    /// The application's answer to the command being applied.
+    reply: Vec<u8>,
+}
+
+impl<Io: PacketIo, A: Application> GroupDriver<Io, A> {
+    /// A driver with in-memory acceptor storage and no fault injection.
+    pub fn new(
+        cfg: DriverConfig,
+        io: Io,
+        app: A,
+        counters: Arc<Counters>,
+    ) -> Result<Self, DriverError> {
+        GroupDriver::with_parts(cfg, io, app, counters, NoFaults, MemStorage::default())
+    }
+}
+
+impl<Io, A, F, S> GroupDriver<Io, A, F, S>
+where
+    Io: PacketIo,
+    A: Application,
+    F: PacketFilter,
+    S: Storage<Io::Buf>,
+{
+    /// A driver with a fault filter and acceptor storage of the caller's choice (`storage`
+    /// may hold state recovered from before a restart: the node resumes from it).
+    pub fn with_parts(
+        cfg: DriverConfig,
+        mut io: Io,
+        app: A,
+        counters: Arc<Counters>,
+        filter: F,
+        storage: S,
+    ) -> Result<Self, DriverError> {
+        if cfg.tick_ns == 0 {
+            return Err(DriverError::ZeroTick);
+        }
+        cfg.paxos.validate()?;
+        for m in &cfg.paxos.members {
+            if cfg.peers.get(m.id).is_none() {
+                return Err(PeerError::Missing(m.id).into());
+            }
+        }
+        if cfg.paxos.max_message_bytes as usize > io.max_payload() {
+            return Err(DriverError::MessageTooLarge {
+                max_message_bytes: cfg.paxos.max_message_bytes,
+                max_payload: io.max_payload(),
+            });
+        }
+        let window = cfg.paxos.window as usize;
+        let builder = io.value_builder();
+        let node = Node::new(cfg.paxos, cfg.id, storage, builder, cfg.seed)?;
+        let max_payload = io.max_payload();
+        let scratch_len = if filter.is_active() { max_payload } else { 0 };
+        Ok(GroupDriver {
+            node,
+            link: Link {
+                io,
+                filter,
+                counters,
+                group: cfg.group,
+                me: cfg.id,
+                scratch: Vec::with_capacity(scratch_len),
+            },
+            app,
+            peers: cfg.peers,
+            group: cfg.group,
+            me: cfg.id,
+            tick_ns: cfg.tick_ns,
+            next_tick_ns: None,
+            idle: cfg.idle,
+            rx: Vec::with_capacity(RX_BURST),
+            out: Vec::with_capacity(4 * window.max(16)),
+            decided: Vec::with_capacity(window.max(16)),
+            events: Vec::with_capacity(8),
+            cmd: Vec::with_capacity(max_payload),
+            reply: Vec::with_capacity(max_payload),
+        })
+    }
+}
+
+impl<Io, A, F, S> GroupDriver<Io, A, F, S>
+where
+    Io: PacketIo,
+    A: Application,
+    F: PacketFilter,
+    S: Storage<Io::Buf>,
+{
+    /// One loop iteration at time `now_ns` (any monotonic clock in nanoseconds; tests pass a
+    /// virtual one). Returns the work done: datagrams received and sent plus commands
+    /// applied; 0 means the poll found nothing to do.
+    pub fn poll(&mut self, now_ns: u64) -> usize {
+        let mut work = self.receive();
+        self.advance_clock(now_ns);
+        work += self.drain_output();
+        work += self.apply_decided();
+        self.handle_events();
+        self.link.io.flush();
+
+        let c = &self.link.counters;
+        let stats = self.node.stats();
+        c.batches_proposed.set(stats.batches_proposed);
+        c.commands_proposed.set(stats.commands_proposed);
+        c.loop_iterations.inc();
+        if work == 0 {
+            c.idle_polls.inc();
+        }
+        work
+    }
+
+    /// Polls on the wall clock until `stop` is set, applying the idle policy after every
+    /// poll that found no work.
+    pub fn run(&mut self, stop: &AtomicBool) {
+        let start = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            let now_ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            if self.poll(now_ns) == 0 {
+                self.idle.idle();
+            }
+        }
+    }
+
+    /// One receive burst, dispatched; then the open batch is sealed so that the burst's
+    /// requests share a slot. Returns the datagrams received.
+    fn receive(&mut self) -> usize {
+        let mut rx = core::mem::take(&mut self.rx);
+        rx.clear();
+        let n = self.link.io.recv_burst(&mut rx, RX_BURST);
+        let mut proposed = false;
+        for dg in rx.drain(..) {
+            proposed |= self.on_datagram(dg);
+        }
+        self.rx = rx;
+        if proposed {
+            self.node.flush();
+        }
+        n
+    }
+
+    /// Returns true if a command was proposed.
+    fn on_datagram(&mut self, dg: Datagram<Io::Buf>) -> bool {
+        let c = &self.link.counters;
+        let bytes = dg.data.as_ref();
+        if self.link.filter.is_active() && self.link.filter.on_rx(&dg.src, bytes) == Verdict::Drop {
+            c.filter_rx_drops.inc();
+            return false;
+        }
+        let header = match peek_header(bytes) {
+            Ok(h) => h,
+            Err(e) => {
+                c.wire_drop(e);
+                return false;
+            }
+        };
+        if header.group != self.group {
+            c.misdirected.inc();
+            return false;
+        }
+        if header.kind == Kind::ClientReply {
+            c.unexpected_replies.inc();
+            return false;
+        }
+        if header.to != self.me {
+            c.misdirected.inc();
+            return false;
+        }
+        let data = &dg.data;
+        match decode(bytes, |r| data.slice(r)) {
+            Err(e) => {
+                c.wire_drop(e);
+                false
+            }
+            Ok((h, Envelope::Protocol(msg))) => {
+                self.node.step(h.from, msg);
+                false
+            }
+            Ok((_, Envelope::Request(req))) => self.on_request(&dg.src, &req),
+            Ok((_, Envelope::Reply(_))) => {
+                c.unexpected_replies.inc();
+                false
+            }
+        }
+    }
+
+    /// A client request: proposed if we lead, else answered at once. Returns true if proposed.
+    fn on_request(&mut self, src: &Endpoint, req: &ClientRequest<Io::Buf>) -> bool {
+        self.link.counters.client_requests.inc();
+        let refused = if self.node.is_leader() {
+            self.cmd.clear();
+            LogCommand {
+                client: req.client,
+                seq: req.seq,
+                proposer: self.me,
+                reply_to: *src,
+                command: req.command.as_ref(),
+            }
+            .write(&mut self.cmd);
+            match self.node.propose(&self.cmd) {
+                Ok(()) => return true,
+                Err(ProposeError::NotLeader { .. }) => status::NOT_LEADER,
+                Err(ProposeError::Busy) => status::BUSY,
+                Err(ProposeError::TooLarge) => status::TOO_LARGE,
+            }
+        } else {
+            status::NOT_LEADER
+        };
+        self.link.counters.client_rejected.inc();
+        // NOT_LEADER never names ourselves (we may still believe our own old ballot leads).
+        let hint = match refused {
+            status::NOT_LEADER => self.node.leader_hint().filter(|h| *h != self.me),
+            _ => Some(self.me),
+        };
+        self.link.send_reply(src, req.client, req.seq, refused, hint, &[]);
+        false
+    }
+
+    /// Delivers every tick that is due, at most `MAX_TICKS_PER_POLL`.
+    fn advance_clock(&mut self, now_ns: u64) {
+        let Some(mut next) = self.next_tick_ns else {
+            self.next_tick_ns = Some(now_ns.saturating_add(self.tick_ns));
+            return;
+        };
+        let mut ticks = 0;
+        while now_ns >= next && ticks < MAX_TICKS_PER_POLL {
+            self.node.tick();
+            next = next.saturating_add(self.tick_ns);
+            ticks += 1;
+        }
+        if now_ns >= next {
+            let behind = (now_ns - next) / self.tick_ns + 1;
+            self.link.counters.ticks_skipped.add(behind);
+            next = next.saturating_add(behind.saturating_mul(self.tick_ns));
+        }
+        self.next_tick_ns = Some(next);
+    }
+
+    /// Sync, then send what the node queued; messages to ourselves are stepped directly.
+    /// Returns the datagrams sent.
+    fn drain_output(&mut self) -> usize {
+        let mut sent = 0;
+        let mut out = core::mem::take(&mut self.out);
+        for _ in 0..MAX_OUTPUT_ROUNDS {
+            if self.node.needs_sync() {
+                if let Err(e) = self.node.sync() {
+                    // Nothing drained after the failed writes may leave: keep them queued.
+                    self.link.counters.storage_errors.inc();
+                    log::error!("group {} replica {}: {e}", self.group.0, self.me.0);
+                    break;
+                }
+            }
+            self.node.take_messages(&mut out);
+            if out.is_empty() {
+                break;
+            }
+            for m in out.drain(..) {
+                if m.to == self.me {
+                    self.node.step(self.me, m.msg);
+                } else if let Some(ep) = self.peers.get(m.to) {
+                    sent += self.link.send_message(ep, m.to, &m.msg);
+                } else {
+                    // Every member has an endpoint (checked at build): unreachable.
+                    self.link.counters.tx_unresolved.inc();
+                }
+            }
+        }
+        self.out = out;
+        sent
+    }
+
+    /// Applies the decided slots in order; the proposer of each command answers it.
+    /// Returns the commands applied.
+    fn apply_decided(&mut self) -> usize {
+        let mut decided = core::mem::take(&mut self.decided);
+        self.node.take_decided(&mut decided);
+        let mut applied = 0;
+        for d in decided.drain(..) {
+            self.link.counters.slots_decided.inc();
+            for record in payload::commands(d.value.as_ref()) {
+                let cmd = match LogCommand::parse(record) {
+                    Ok(cmd) => cmd,
+                    Err(_) => {
+                        self.link.counters.log_malformed.inc();
+                        continue;
+                    }
+                };
+                self.reply.clear();
+                let answer = self.app.apply(d.slot, &cmd, &mut self.reply);
+                applied += 1;
+                self.link.counters.commands_applied.inc();
+                if let (Some(st), true) = (answer, cmd.proposer == self.me) {
+                    let hint = self.node.leader_hint();
+                    self.link.send_reply(&cmd.reply_to, cmd.client, cmd.seq, st, hint, &self.reply);
+                }
+            }
+        }
+        self.decided = decided;
+        applied
+    }
+
+    fn handle_events(&mut self) {
+        self.node.take_events(&mut self.events);
+        let (g, me) = (self.group.0, self.me.0);
+        for e in self.events.drain(..) {
+            let c = &self.link.counters;
+            match e {
+                Event::BecameLeader { ballot } => {
+                    c.leader_changes.inc();
+                    log::info!("group {g} replica {me}: leading with {ballot}");
+                }
+                Event::SteppedDown { ballot, dropped_batches } => {
+                    log::info!("group {g} replica {me}: stepped down from {ballot}, {dropped_batches} batches dropped");
+                }
+                Event::LeaderIs { ballot } => {
+                    c.leader_changes.inc();
+                    log::debug!("group {g} replica {me}: leader is {ballot}");
+                }
+                Event::SnapshotNeeded { low } => {
+                    c.snapshots_needed.inc();
+                    log::warn!(
+                        "group {g} replica {me}: fell below the trim point {low}: needs a snapshot"
+                    );
+                }
+            }
+        }
+    }
+
+    pub fn id(&self) -> ReplicaId {
+        self.me
+    }
+    pub fn group(&self) -> GroupId {
+        self.group
+    }
+    pub fn is_leader(&self) -> bool {
+        self.node.is_leader()
+    }
+    pub fn leader_hint(&self) -> Option<ReplicaId> {
+        self.node.leader_hint()
+    }
+    pub fn node(&self) -> &Node<Io::Buf, S, Io::Builder> {
+        &self.node
+    }
+    pub fn app(&self) -> &A {
+        &self.app
+    }
+    pub fn app_mut(&mut self) -> &mut A {
+        &mut self.app
+    }
+    pub fn io(&self) -> &Io {
+        &self.link.io
+    }
+    pub fn io_mut(&mut self) -> &mut Io {
+        &mut self.link.io
+    }
+    pub fn filter_mut(&mut self) -> &mut F {
+        &mut self.link.filter
+    }
+    pub fn counters(&self) -> &Arc<Counters> {
+        &self.link.counters
+    }
+    pub fn peers(&self) -> &PeerTable {
+        &self.peers
+    }
+    pub fn idle_policy(&self) -> IdlePolicy {
+        self.idle
+    }
+    pub fn set_idle_policy(&mut self, idle: IdlePolicy) {
+        self.idle = idle;
+    }
+}

@@ -1,0 +1,114 @@
+//! What a poll loop does when a poll found no work.
+//!
+//! On a dedicated core the loop spins. With more pollers than cores (tests, local clusters,
+//! CI on two vCPUs) spinning is ruinous: a busy poller holds its vCPU for the scheduler's
+//! whole slice (~4 ms) while the process that would answer it waits, so one round trip
+//! costs milliseconds. `sched_yield` when idle hands the core over at once (a few µs);
+//! sleeping even 1 µs costs ~50–130 µs of timer slack. Choose on the command line:
+//! `spin`, `yield`, `sleep` (= `sleep:50us`) or `sleep:<n>{ns,us,ms}`.
+
+use core::fmt;
+use core::str::FromStr;
+use std::time::Duration;
+
+/// Default pause of `IdlePolicy::Sleep` when none is given.
+pub const DEFAULT_SLEEP: Duration = Duration::from_micros(50);
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum IdlePolicy {
+    /// Busy-poll: a CPU spin-loop hint, nothing else. For dedicated cores.
+    #[default]
+    Spin,
+    /// `std::thread::yield_now()` (sched_yield): for sharing cores with other pollers.
+    Yield,
+    /// Sleep this long: lowest CPU use, highest latency.
+    Sleep(Duration),
+}
+
+impl IdlePolicy {
+    /// Called by the loop after a poll that did no work.
+    #[inline]
+    pub fn idle(&self) {
+        match self {
+            IdlePolicy::Spin => std::hint::spin_loop(),
+            IdlePolicy::Yield => std::thread::yield_now(),
+            IdlePolicy::Sleep(d) => std::thread::sleep(*d),
+        }
+    }
+}
+
+/// The string was not `spin`, `yield`, `sleep` or `sleep:<n><unit>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseIdlePolicyError(pub String);
+
+impl fmt::Display for ParseIdlePolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "idle policy {:?}: expected spin, yield, sleep or sleep:<n>ns|us|ms (e.g. sleep:50us)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for ParseIdlePolicyError {}
+
+impl FromStr for IdlePolicy {
+    type Err = ParseIdlePolicyError;
+    fn from_str(s: &str) -> Result<IdlePolicy, ParseIdlePolicyError> {
+        let err = || ParseIdlePolicyError(s.to_string());
+        match s {
+            "spin" => return Ok(IdlePolicy::Spin),
+            "yield" => return Ok(IdlePolicy::Yield),
+            "sleep" => return Ok(IdlePolicy::Sleep(DEFAULT_SLEEP)),
+            _ => {}
+        }
+        let arg = s.strip_prefix("sleep:").ok_or_else(err)?;
+        let split = arg.find(|c: char| !c.is_ascii_digit()).ok_or_else(err)?;
+        let (digits, unit) = arg.split_at(split);
+        let n: u64 = digits.parse().map_err(|_| err())?;
+        let d = match unit {
+            "ns" => Duration::from_nanos(n),
+            "us" | "µs" => Duration::from_micros(n),
+            "ms" => Duration::from_millis(n),
+            _ => return Err(err()),
+        };
+        Ok(IdlePolicy::Sleep(d))
+    }
+}
+
+impl fmt::Display for IdlePolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IdlePolicy::Spin => f.write_str("spin"),
+            IdlePolicy::Yield => f.write_str("yield"),
+            IdlePolicy::Sleep(d) => write!(f, "sleep:{}ns", d.as_nanos()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_form() {
+        assert_eq!("spin".parse(), Ok(IdlePolicy::Spin));
+        assert_eq!("yield".parse(), Ok(IdlePolicy::Yield));
+        assert_eq!("sleep".parse(), Ok(IdlePolicy::Sleep(DEFAULT_SLEEP)));
+        assert_eq!("sleep:50us".parse(), Ok(IdlePolicy::Sleep(Duration::from_micros(50))));
+        assert_eq!("sleep:7ns".parse(), Ok(IdlePolicy::Sleep(Duration::from_nanos(7))));
+        assert_eq!("sleep:2ms".parse(), Ok(IdlePolicy::Sleep(Duration::from_millis(2))));
+        for bad in ["", "Spin", "sleep:", "sleep:us", "sleep:5", "sleep:5s", "sleep:-1us", "nap"] {
+            assert!(bad.parse::<IdlePolicy>().is_err(), "{bad:?} parsed");
+        }
+    }
+
+    #[test]
+    fn display_round_trips() {
+        for p in [IdlePolicy::Spin, IdlePolicy::Yield, IdlePolicy::Sleep(Duration::from_micros(3))]
+        {
+            assert_eq!(p.to_string().parse(), Ok(p));
+        }
+    }
+}
