@@ -21,3 +21,5 @@ pub mod local;
 pub mod memio;
 pub mod peers;
 pub mod udp;
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
