@@ -75,7 +75,12 @@ pub trait PacketIo {
 
     /// Queues one datagram of `len` bytes to `to`; `fill` writes the payload in place into
     /// the transmit buffer (for DPDK: straight into the mbuf, after the headers).
-    fn send_with<F: FnOnce(&mut [u8])>(&mut self, to: &Endpoint, len: usize, fill: F) -> Result<(), TxError>;
+    fn send_with<F: FnOnce(&mut [u8])>(
+        &mut self,
+        to: &Endpoint,
+        len: usize,
+        fill: F,
+    ) -> Result<(), TxError>;
 
     /// Pushes queued datagrams to the wire. Called once per loop iteration (after a burst)
     /// and by the drain timer; datagrams the device did not take are freed and counted.

@@ -9,17 +9,17 @@
 //!   decided commands -> [`app`] -> replies); [`idle`] policies, [`fault`] injection hook,
 //!   [`peers`] table, [`local`] whole groups in one process, a small [`client`].
 
-pub mod wire;
-pub mod counters;
-pub mod io;
 pub mod app;
 pub mod client;
+pub mod counters;
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
 pub mod driver;
 pub mod fault;
 pub mod idle;
+pub mod io;
 pub mod local;
 pub mod memio;
 pub mod peers;
 pub mod udp;
-#[cfg(feature = "dpdk")]
-pub mod dpdk;
+pub mod wire;
