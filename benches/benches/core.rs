@@ -47,7 +47,7 @@ fn acceptor(c: &mut Criterion) {
             node.take_messages(&mut out);
             out.clear();
             slot += 1;
-            if slot % 4096 == 0 {
+            if slot.is_multiple_of(4096) {
                 // Keep the acceptor's log short, as heartbeats with a trim point would.
                 node.step(
                     ReplicaId(0),

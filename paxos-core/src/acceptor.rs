@@ -24,6 +24,7 @@ pub(crate) struct Acceptor {
 impl Acceptor {
     /// Phase 1b. A ballot at least as high as the promise is promised (equal: a retransmitted
     /// prepare is answered again), and every accepted value at or above `from` is reported.
+    #[allow(clippy::too_many_arguments)]
     pub fn on_prepare<P: Payload, S: Storage<P>>(
         &mut self,
         cfg: &Config,

@@ -187,7 +187,9 @@ impl Config {
         if self.learners().next().is_none() {
             return Err(ConfigError::NoRole("learner"));
         }
-        for (field, q) in [("phase1_quorum", self.phase1_quorum), ("phase2_quorum", self.phase2_quorum)] {
+        for (field, q) in
+            [("phase1_quorum", self.phase1_quorum), ("phase2_quorum", self.phase2_quorum)]
+        {
             if q == 0 || q > n {
                 return Err(ConfigError::BadQuorum { field, value: q, acceptors: n });
             }

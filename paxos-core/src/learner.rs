@@ -68,7 +68,13 @@ impl<P> Learner<P> {
 impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
     /// An acceptor's vote for (ballot, slot) and/or the value proposed at that ballot. `ack`
     /// is the voter's member index (None: a value without a vote, from an Accept).
-    fn learner_record(&mut self, ballot: Ballot, slot: Slot, value: Option<&P>, ack: Option<usize>) {
+    fn learner_record(
+        &mut self,
+        ballot: Ballot,
+        slot: Slot,
+        value: Option<&P>,
+        ack: Option<usize>,
+    ) {
         let l = &mut self.learner;
         if slot < l.next {
             return;
@@ -125,7 +131,13 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
         }
     }
 
-    pub(crate) fn learner_on_value(&mut self, ballot: Ballot, slot: Slot, value: &P, ack: Option<usize>) {
+    pub(crate) fn learner_on_value(
+        &mut self,
+        ballot: Ballot,
+        slot: Slot,
+        value: &P,
+        ack: Option<usize>,
+    ) {
         self.learner_record(ballot, slot, Some(value), ack);
     }
 
@@ -157,7 +169,10 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
         let rt = u64::from(self.cfg.retransmit_ticks);
         let l = &self.learner;
         let behind = l.next < l.commit_hint;
-        if behind && now.saturating_sub(l.last_progress) >= rt && now.saturating_sub(l.repeat_sent) >= rt {
+        if behind
+            && now.saturating_sub(l.last_progress) >= rt
+            && now.saturating_sub(l.repeat_sent) >= rt
+        {
             let from = l.next;
             let to = l.commit_hint.min(l.next.plus(l.cap as u64));
             self.learner.repeat_sent = now;
@@ -167,7 +182,8 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
                 self.sink().send(a, Message::Repeat { from, to });
             }
         }
-        if now.saturating_sub(self.learner.last_report) >= u64::from(self.cfg.applied_report_ticks) {
+        if now.saturating_sub(self.learner.last_report) >= u64::from(self.cfg.applied_report_ticks)
+        {
             self.learner.last_report = now;
             let applied = self.learner.next;
             for i in 0..self.topo.proposers.len() {
@@ -178,7 +194,7 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
     }
 
     pub(crate) fn learner_on_trimmed(&mut self, low: Slot) {
-        if low > self.learner.next && self.learner.snapshot_wanted.map_or(true, |w| w < low) {
+        if low > self.learner.next && self.learner.snapshot_wanted.is_none_or(|w| w < low) {
             self.learner.snapshot_wanted = Some(low);
             self.stats.snapshots_needed += 1;
             self.events.push(Event::SnapshotNeeded { low });

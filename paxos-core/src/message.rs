@@ -83,9 +83,13 @@ impl<P> Message<P> {
             }
             Message::Accepted { ballot, slot } => Message::Accepted { ballot, slot },
             Message::Nack { ballot, promised } => Message::Nack { ballot, promised },
-            Message::Heartbeat { ballot, commit, trim } => Message::Heartbeat { ballot, commit, trim },
+            Message::Heartbeat { ballot, commit, trim } => {
+                Message::Heartbeat { ballot, commit, trim }
+            }
             Message::Repeat { from, to } => Message::Repeat { from, to },
-            Message::Learn { ballot, slot, value } => Message::Learn { ballot, slot, value: f(value) },
+            Message::Learn { ballot, slot, value } => {
+                Message::Learn { ballot, slot, value: f(value) }
+            }
             Message::Trimmed { low } => Message::Trimmed { low },
             Message::Applied { applied } => Message::Applied { applied },
         }

@@ -154,7 +154,13 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
     /// A node for member `id` of `cfg`. `seed` drives the election-timeout jitter; give every
     /// node its own. `storage` is the acceptor's stable state (empty, or recovered after a
     /// restart: the node resumes from it).
-    pub fn new(cfg: Config, id: ReplicaId, storage: S, builder: B, seed: u64) -> Result<Self, ConfigError> {
+    pub fn new(
+        cfg: Config,
+        id: ReplicaId,
+        storage: S,
+        builder: B,
+        seed: u64,
+    ) -> Result<Self, ConfigError> {
         cfg.validate()?;
         let roles = cfg.roles_of(id).ok_or(ConfigError::UnknownMember(id))?;
         let topo = Topology::new(&cfg);
@@ -340,7 +346,16 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
                         unsynced: &mut self.unsynced,
                         learners: &self.topo.learners,
                     };
-                    acc.on_accept(&mut self.storage, &mut sink, from, ballot, slot, commit, &value, forget);
+                    acc.on_accept(
+                        &mut self.storage,
+                        &mut sink,
+                        from,
+                        ballot,
+                        slot,
+                        commit,
+                        &value,
+                        forget,
+                    );
                 }
             }
             Message::Heartbeat { ballot, commit, trim } => {
@@ -469,7 +484,8 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
     pub(crate) fn reset_election_timer(&mut self) {
         self.leader_contact = self.now;
         self.election_timeout = u64::from(
-            self.rng.range(self.cfg.election_timeout_min_ticks, self.cfg.election_timeout_max_ticks),
+            self.rng
+                .range(self.cfg.election_timeout_min_ticks, self.cfg.election_timeout_max_ticks),
         );
     }
 }

@@ -50,7 +50,8 @@ impl<'a> Iterator for Commands<'a> {
         if self.rest.len() < 4 {
             return None;
         }
-        let len = u32::from_le_bytes([self.rest[0], self.rest[1], self.rest[2], self.rest[3]]) as usize;
+        let len =
+            u32::from_le_bytes([self.rest[0], self.rest[1], self.rest[2], self.rest[3]]) as usize;
         let body = self.rest.get(4..4 + len)?;
         self.rest = &self.rest[4 + len..];
         Some(body)
@@ -94,7 +95,9 @@ impl ValueBuilder<Bytes> for BytesBuilder {
     fn push_command(&mut self, command: &[u8]) {
         if self.arena.capacity() - self.arena.len() < record_len(command.len()) {
             // Start a new arena; the open value moves with it (values are small).
-            let mut fresh = BytesMut::with_capacity(Self::ARENA_BYTES.max(2 * (self.arena.len() + record_len(command.len()))));
+            let mut fresh = BytesMut::with_capacity(
+                Self::ARENA_BYTES.max(2 * (self.arena.len() + record_len(command.len()))),
+            );
             fresh.extend_from_slice(&self.arena);
             self.arena = fresh;
         }

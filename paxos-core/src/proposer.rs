@@ -111,18 +111,23 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
                 if now.saturating_sub(self.prop.p1_started) >= self.election_timeout {
                     // No quorum of promises in time: try again, higher.
                     self.start_election();
-                } else if now.saturating_sub(self.prop.p1_sent) >= u64::from(self.cfg.retransmit_ticks) {
+                } else if now.saturating_sub(self.prop.p1_sent)
+                    >= u64::from(self.cfg.retransmit_ticks)
+                {
                     self.send_prepares(true);
                 }
             }
             Phase::Leading => {
                 if self.cfg.batch_delay_ticks == 0
-                    || now.saturating_sub(self.prop.open_since) >= u64::from(self.cfg.batch_delay_ticks)
+                    || now.saturating_sub(self.prop.open_since)
+                        >= u64::from(self.cfg.batch_delay_ticks)
                 {
                     self.proposer_flush();
                 }
                 self.retransmit_accepts();
-                if now.saturating_sub(self.prop.last_heartbeat) >= u64::from(self.cfg.heartbeat_ticks) {
+                if now.saturating_sub(self.prop.last_heartbeat)
+                    >= u64::from(self.cfg.heartbeat_ticks)
+                {
                     self.send_heartbeat();
                 }
             }
@@ -173,7 +178,11 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
         chunks: u16,
         entries: Vec<SlotValue<P>>,
     ) {
-        if self.prop.phase != Phase::Preparing || ballot != self.prop.ballot || chunks == 0 || chunk >= chunks {
+        if self.prop.phase != Phase::Preparing
+            || ballot != self.prop.ballot
+            || chunks == 0
+            || chunk >= chunks
+        {
             return;
         }
         let Some(idx) = self.topo.is_acceptor(from) else { return };
@@ -211,7 +220,8 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
                 }
             }
         }
-        let complete = self.prop.promises.iter().filter(|p| matches!(p, Some(p) if p.missing == 0)).count();
+        let complete =
+            self.prop.promises.iter().filter(|p| matches!(p, Some(p) if p.missing == 0)).count();
         if complete >= self.cfg.phase1_quorum {
             self.become_leader();
         }
@@ -261,14 +271,16 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
         self.reset_election_timer();
         if was == Phase::Leading {
             self.stats.step_downs += 1;
-            let dropped = self.prop.pending.len() + self.prop.inflight.iter().filter(|f| !f.chosen).count();
+            let dropped =
+                self.prop.pending.len() + self.prop.inflight.iter().filter(|f| !f.chosen).count();
             self.prop.pending.clear();
             self.prop.inflight.clear();
             if self.builder.open_len() > 0 {
                 let _ = self.builder.seal(); // abandon the open batch
             }
             self.prop.open_commands = 0;
-            self.events.push(Event::SteppedDown { ballot: self.prop.ballot, dropped_batches: dropped });
+            self.events
+                .push(Event::SteppedDown { ballot: self.prop.ballot, dropped_batches: dropped });
         }
     }
 
@@ -283,13 +295,17 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
 
     pub(crate) fn proposer_propose(&mut self, command: &[u8]) -> Result<(), ProposeError> {
         if !self.roles.proposer || self.prop.phase != Phase::Leading {
-            return Err(ProposeError::NotLeader { hint: self.leader_hint().filter(|h| *h != self.id) });
+            return Err(ProposeError::NotLeader {
+                hint: self.leader_hint().filter(|h| *h != self.id),
+            });
         }
         let rec = record_len(command.len());
         if rec > self.cfg.batch_max_bytes as usize {
             return Err(ProposeError::TooLarge);
         }
-        if self.prop.open_commands > 0 && self.builder.open_len() + rec > self.cfg.batch_max_bytes as usize {
+        if self.prop.open_commands > 0
+            && self.builder.open_len() + rec > self.cfg.batch_max_bytes as usize
+        {
             self.seal_open();
         }
         if self.prop.pending.len() >= self.prop.max_pending {
@@ -365,7 +381,10 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
     }
 
     pub(crate) fn proposer_on_accepted(&mut self, from: ReplicaId, ballot: Ballot, slot: Slot) {
-        if self.prop.phase != Phase::Leading || ballot != self.prop.ballot || slot < self.prop.commit {
+        if self.prop.phase != Phase::Leading
+            || ballot != self.prop.ballot
+            || slot < self.prop.commit
+        {
             return;
         }
         let Some(idx) = self.topo.is_acceptor(from) else { return };
@@ -417,7 +436,11 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
             .unwrap_or(Slot::ZERO)
             .min(self.prop.commit);
         self.prop.trim = self.prop.trim.max(trim);
-        let msg = Message::Heartbeat { ballot: self.prop.ballot, commit: self.prop.commit, trim: self.prop.trim };
+        let msg = Message::Heartbeat {
+            ballot: self.prop.ballot,
+            commit: self.prop.commit,
+            trim: self.prop.trim,
+        };
         for i in 0..self.topo.members.len() {
             let to = self.topo.members[i];
             if to != self.id {
