@@ -1,0 +1,171 @@
+//! The DPDK side of the binaries: EAL, one mbuf pool, every port the EAL arguments made
+//! (configured, started), and endpoints on them. Everything here runs on the main lcore.
+//!
+//! Shutdown order (see `dataplane::dpdk`): drop every transport and driver first, then
+//! [`DpdkEnv::shutdown`] closes the ports, drops the pool and cleans up the EAL.
+
+use crate::cli::{self, AppError};
+use crate::routed::RoutedIo;
+use dataplane::counters::Counters;
+use dataplane::dpdk::{
+    open_endpoints, pinned_mbufs, DpdkIo, DpdkIoConfig, Eal, Mempool, PoolSizing, Port, PortConfig,
+    PortId, Socket, Tsc, BURST,
+};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Descriptors per RX / TX queue.
+pub const DESCRIPTORS: u16 = 512;
+/// Data room per mbuf: a standard 2 KiB buffer plus `RTE_PKTMBUF_HEADROOM`.
+pub const DATA_ROOM: u16 = 2048 + 128;
+/// Per-lcore mempool cache.
+pub const POOL_CACHE: u32 = 256;
+/// Drivers whose links are memory copies (no UDP checksum needed).
+pub const TRUSTED_DRIVERS: [&str; 2] = ["net_memif", "net_ring"];
+/// Decided slots a node may keep beyond the window before the log is trimmed (for sizing).
+pub const TRIM_LAG_SLOTS: u32 = 8192;
+
+pub struct DpdkEnv {
+    // Field order is drop order on an error path: ports, then pool, then the EAL.
+    pub ports: Vec<Port>,
+    pub pool: Arc<Mempool>,
+    pub tsc: Tsc,
+    eal: Option<Eal>,
+    prefix: Option<String>,
+}
+
+fn dpdk_err(what: &str) -> impl Fn(dataplane::dpdk::DpdkError) -> AppError + '_ {
+    move |e| cli::runtime(format!("{what}: {e}"))
+}
+
+impl DpdkEnv {
+    /// EAL init with `eal_args` (argv[0] first), one pool sized for `holders` value holders
+    /// with a Paxos `window`, every port configured and started.
+    pub fn init(
+        eal_args: &[String],
+        pool_name: &str,
+        window: u32,
+        holders: u32,
+    ) -> Result<DpdkEnv, AppError> {
+        let (eal, rest) = Eal::init(eal_args).map_err(|e| {
+            cli::usage(format!(
+                "EAL initialisation failed ({e}); EAL options go before `--` (see docs/operations.md)"
+            ))
+        })?;
+        debug_assert!(rest.is_empty());
+        let prefix =
+            eal_args.iter().find_map(|a| a.strip_prefix("--file-prefix=").map(str::to_string));
+        let n = Port::count_avail();
+        if n == 0 {
+            return Err(cli::usage(
+                "no DPDK ports: give a NIC (not on this machine) or a vdev in the EAL options, \
+                 e.g. --vdev=net_memif0,role=server,socket=/tmp/x.sock,socket-abstract=no",
+            ));
+        }
+        let sizing = PoolSizing {
+            ports: u32::from(n),
+            rx_desc: u32::from(DESCRIPTORS),
+            tx_desc: u32::from(DESCRIPTORS),
+            lcores: eal.lcore_count(),
+            burst: BURST as u32,
+            cache: POOL_CACHE,
+            pinned: pinned_mbufs(window, TRIM_LAG_SLOTS, holders.max(1)),
+        };
+        let pool = Mempool::new(pool_name, sizing.mbufs(), POOL_CACHE, DATA_ROOM, Socket::Any)
+            .map_err(dpdk_err("mempool"))?;
+        let pool = Arc::new(pool);
+        let cfg =
+            PortConfig { rx_desc: DESCRIPTORS, tx_desc: DESCRIPTORS, ..PortConfig::default() };
+        let mut ports = Vec::new();
+        for id in 0..n {
+            let mut p = Port::configure(PortId(id), &cfg, &pool)
+                .map_err(|e| cli::runtime(format!("port {id}: {e}")))?;
+            p.start()
+                .map_err(|e| cli::runtime(format!("port {id} ({}): start: {e}", p.driver())))?;
+            log::info!("port {id}: {} started", p.driver());
+            ports.push(p);
+        }
+        let tsc = Tsc::new(&eal);
+        Ok(DpdkEnv { ports, pool, tsc, eal: Some(eal), prefix })
+    }
+
+    pub fn eal(&self) -> &Eal {
+        self.eal.as_ref().expect("EAL alive until shutdown")
+    }
+
+    /// The index in `ports` of the device called `name`.
+    pub fn port_index(&self, name: &str) -> Result<usize, AppError> {
+        let id = Port::by_name(name).map_err(|e| {
+            cli::usage(format!("--route {name}=..: no DPDK port called {name:?} ({e})"))
+        })?;
+        self.ports
+            .iter()
+            .position(|p| p.id() == id)
+            .ok_or_else(|| cli::usage(format!("--route {name}: port {} was not started", id.0)))
+    }
+
+    /// One transport per endpoint over every port: `result[e]` = endpoint `e` as a
+    /// [`RoutedIo`] over its links (one per port) with `routes` (destination IP, port index).
+    pub fn open(
+        &mut self,
+        endpoints: &[(DpdkIoConfig, Arc<Counters>)],
+        routes: &[(Ipv4Addr, usize)],
+    ) -> Result<Vec<RoutedIo<DpdkIo>>, AppError> {
+        let mut per_endpoint: Vec<Vec<DpdkIo>> = endpoints.iter().map(|_| Vec::new()).collect();
+        for port in &mut self.ports {
+            let id = port.id().0;
+            // Memory links cannot corrupt frames: skip the UDP checksum (see DpdkIoConfig).
+            let trusted = TRUSTED_DRIVERS.contains(&port.driver());
+            let eps: Vec<_> = endpoints
+                .iter()
+                .map(|(c, k)| (DpdkIoConfig { trust_link: trusted, ..c.clone() }, Arc::clone(k)))
+                .collect();
+            let (steering, ios) = open_endpoints(port, &self.pool, &eps)
+                .map_err(|e| cli::runtime(format!("port {id}: endpoints: {e}")))?;
+            log::debug!("port {id}: {} endpoint(s), {steering:?} steering", ios.len());
+            for (e, io) in ios.into_iter().enumerate() {
+                per_endpoint[e].push(io);
+            }
+        }
+        Ok(per_endpoint.into_iter().map(|links| RoutedIo::new(links, routes.to_vec())).collect())
+    }
+
+    /// Waits (bounded) until every port's link is up; returns the ports still down.
+    pub fn wait_links(&self, timeout: Duration, stop: &std::sync::atomic::AtomicBool) -> Vec<u16> {
+        let start = Instant::now();
+        loop {
+            let down: Vec<u16> = self
+                .ports
+                .iter()
+                .filter(|p| !p.link_up().unwrap_or(false))
+                .map(|p| p.id().0)
+                .collect();
+            if down.is_empty()
+                || start.elapsed() >= timeout
+                || stop.load(std::sync::atomic::Ordering::Relaxed)
+            {
+                return down;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Closes the ports, frees the pool, cleans up the EAL and removes the runtime
+    /// directory. Call after every transport is dropped.
+    pub fn shutdown(mut self) -> Result<(), AppError> {
+        for p in self.ports.drain(..) {
+            let id = p.id().0;
+            p.close().map_err(|e| cli::runtime(format!("port {id}: close: {e}")))?;
+        }
+        let DpdkEnv { pool, eal, prefix, .. } = self;
+        drop(pool);
+        if let Some(eal) = eal {
+            eal.cleanup().map_err(dpdk_err("EAL cleanup"))?;
+        }
+        if let Some(p) = prefix {
+            let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{p}"));
+        }
+        Ok(())
+    }
+}

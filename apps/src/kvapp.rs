@@ -1,0 +1,174 @@
+//! [`KvApp`]: the replicated KV store ([`KvStore`]) as a dataplane [`Application`].
+//!
+//! Every replica applies every decided command in log order with the command's
+//! `(client, seq)` from its log header, so the store's exactly-once sessions absorb a
+//! retried request that was chosen twice (the retry gets the cached answer).
+//!
+//! # Status codes on the wire
+//! The KV store writes its own status byte first in every reply. The datagram's status
+//! byte (`ClientReply::status`) carries it, mapped onto the dataplane's code space, and
+//! the body carries the rest of the KV reply:
+//!
+//! | KV status (`kv::status`) | wire status | meaning |
+//! |---|---|---|
+//! | `OK` 0 | `OK` 0 | applied; body = KV reply without its status byte |
+//! | `TOO_LARGE` 3 | `TOO_LARGE` 3 | same meaning as the driver's (key or value over the limit); not applied |
+//! | `MALFORMED` 4 | `MALFORMED` 4 | same meaning as the driver's; applied as a no-op |
+//! | `STALE` 5 | [`KV_STALE`] = `APP_BASE` (16) | collides with the driver's `REPLY_TOO_LARGE` (5), so moved above `APP_BASE` |
+//! | any other | `APP_BASE + 1 + code` | (none today) |
+//!
+//! The driver's own refusals (`NOT_LEADER` 1, `BUSY` 2, `TOO_LARGE` 3) never reach the
+//! application: they are sent before a command is proposed.
+//!
+//! Body layouts after `OK` (see `kv.rs`): put: empty; delete/cas: one flag byte; get:
+//! `flag u8 | len u32 | value` (flag 0 = absent). [`decode_reply`] turns (status, body)
+//! back into a [`Reply`].
+
+use crate::kv::{self, KvStore, OpError, Reply};
+use dataplane::app::{status, Application, LogCommand};
+use paxos_core::Slot;
+
+/// Wire status of the KV store's `STALE` (a request older than the session's last one).
+pub const KV_STALE: u8 = status::APP_BASE;
+
+/// Maps a KV status byte to the wire status.
+pub fn wire_status(kv_status: u8) -> u8 {
+    match kv_status {
+        kv::status::OK => status::OK,
+        kv::status::TOO_LARGE => status::TOO_LARGE,
+        kv::status::MALFORMED => status::MALFORMED,
+        kv::status::STALE => KV_STALE,
+        other => status::APP_BASE.saturating_add(1).saturating_add(other),
+    }
+}
+
+/// A short name of a wire status as seen by a KV client.
+pub fn status_name(st: u8) -> &'static str {
+    match st {
+        KV_STALE => "kv_stale",
+        s => status::name(s),
+    }
+}
+
+/// Decodes a KV reply from its wire status and body. `Reply::Error(wire status)` for
+/// anything but `OK`; `Err` if an `OK` body is malformed.
+pub fn decode_reply(st: u8, body: &[u8]) -> Result<Reply, OpError> {
+    if st != status::OK {
+        return Ok(Reply::Error(st));
+    }
+    match body {
+        [] => Ok(Reply::Done),
+        [flag] => Ok(Reply::Flag(*flag == 1)),
+        [flag, rest @ ..] => {
+            if rest.len() < 4 {
+                return Err(OpError::Malformed);
+            }
+            let (len, v) = rest.split_at(4);
+            let n = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+            if v.len() != n {
+                return Err(OpError::Malformed);
+            }
+            Ok(Reply::Value((*flag == 1).then(|| v.to_vec())))
+        }
+    }
+}
+
+/// The KV store behind a group driver.
+#[derive(Debug, Default)]
+pub struct KvApp {
+    store: KvStore,
+    /// Scratch for the store's reply (status byte first), reused.
+    scratch: Vec<u8>,
+    applied: u64,
+    last_slot: Option<Slot>,
+}
+
+impl KvApp {
+    pub fn new(max_sessions: usize) -> KvApp {
+        KvApp { store: KvStore::new(max_sessions), ..KvApp::default() }
+    }
+    pub fn store(&self) -> &KvStore {
+        &self.store
+    }
+    /// Commands applied (including duplicates answered from the session cache).
+    pub fn applied(&self) -> u64 {
+        self.applied
+    }
+    pub fn last_slot(&self) -> Option<Slot> {
+        self.last_slot
+    }
+}
+
+impl Application for KvApp {
+    fn apply(&mut self, slot: Slot, cmd: &LogCommand<'_>, reply: &mut Vec<u8>) -> Option<u8> {
+        self.applied += 1;
+        self.last_slot = Some(slot);
+        self.store.apply(cmd.client.0, cmd.seq.0, cmd.command, &mut self.scratch);
+        let (&st, body) = self.scratch.split_first()?;
+        reply.extend_from_slice(body);
+        Some(wire_status(st))
+    }
+
+    fn take_snapshot(&mut self) -> Option<Vec<u8>> {
+        Some(self.store.snapshot())
+    }
+
+    fn install_snapshot(&mut self, upto: Slot, data: &[u8]) -> bool {
+        let ok = self.store.install(data).is_ok();
+        if ok {
+            self.last_slot = upto.0.checked_sub(1).map(Slot);
+        }
+        ok
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::Op;
+    use dataplane::io::Endpoint;
+    use paxos_core::{ClientId, ReplicaId, RequestSeq};
+    use std::net::Ipv4Addr;
+
+    fn apply(app: &mut KvApp, client: u64, seq: u64, op: Op<'_>) -> (u8, Reply) {
+        let mut req = Vec::new();
+        op.encode(&mut req);
+        let cmd = LogCommand {
+            client: ClientId(client),
+            seq: RequestSeq(seq),
+            proposer: ReplicaId(0),
+            reply_to: Endpoint::udp(Ipv4Addr::LOCALHOST, 1),
+            command: &req,
+        };
+        let mut body = Vec::new();
+        let st = app.apply(Slot(seq), &cmd, &mut body).unwrap();
+        (st, decode_reply(st, &body).unwrap())
+    }
+
+    #[test]
+    fn replies_round_trip_and_statuses_do_not_collide() {
+        let mut app = KvApp::default();
+        assert_eq!(apply(&mut app, 1, 1, Op::Get { key: b"k" }), (0, Reply::Value(None)));
+        assert_eq!(apply(&mut app, 1, 2, Op::Put { key: b"k", value: b"v" }), (0, Reply::Done));
+        let got = apply(&mut app, 1, 3, Op::Get { key: b"k" });
+        assert_eq!(got, (0, Reply::Value(Some(b"v".to_vec()))));
+        let cas = Op::Cas { key: b"k", expected: Some(b"v"), value: b"w" };
+        assert_eq!(apply(&mut app, 1, 4, cas.clone()), (0, Reply::Flag(true)));
+        // The retry of seq 4 is answered from the session, not applied again.
+        assert_eq!(apply(&mut app, 1, 4, cas), (0, Reply::Flag(true)));
+        assert_eq!(app.store().get(b"k"), Some(&b"w"[..]));
+        let (st, r) = apply(&mut app, 1, 3, Op::Get { key: b"k" });
+        assert_eq!((st, r), (KV_STALE, Reply::Error(KV_STALE)));
+        assert_ne!(KV_STALE, status::REPLY_TOO_LARGE);
+        assert_eq!(status_name(KV_STALE), "kv_stale");
+        let big = vec![0u8; kv::MAX_KEY_BYTES + 1];
+        assert_eq!(apply(&mut app, 2, 1, Op::Get { key: &big }).0, status::TOO_LARGE);
+        // Snapshots carry sessions too.
+        let snap = app.take_snapshot().unwrap();
+        let mut other = KvApp::default();
+        assert!(other.install_snapshot(Slot(10), &snap));
+        assert_eq!(other.store().get(b"k"), Some(&b"w"[..]));
+        assert!(!other.install_snapshot(Slot(10), b"junk"));
+        assert!(decode_reply(0, &[1, 5, 0, 0, 0]).is_err());
+    }
+}

@@ -1,0 +1,877 @@
+//! `paxos-client`: the KV load generator.
+//!
+//! One thread drives every session with a non-blocking poll loop over one shared transport
+//! ([`Demux`]). A *logical client* (a history `client` id) is a session with at most ONE
+//! operation outstanding: one `dataplane::client::Client` per group, all sharing one
+//! exactly-once `ClientId`. Closed loop: `--clients C --outstanding N` runs `C x N` logical
+//! clients, each issuing its next operation as soon as the previous one completes. Open loop
+//! (`--rate R`): Poisson arrivals at R ops/s, each taken by an idle logical client (queued
+//! while none is idle; latency counts from the arrival, so queueing is not hidden).
+//!
+//! Operations: a key drawn uniformly from `--keys` keys, routed to its group with
+//! `config::group_of`; get with probability `--read-ratio`, cas with `--cas-ratio`
+//! (expecting the value last seen for that key), put otherwise. Every written value is
+//! unique (`v<client>.<n>` padded to `--value-bytes`), so a history can be checked.
+//!
+//! Outcomes (kv-history format): `ok` with the result; `fail` when the request was certainly
+//! not applied (`TOO_LARGE`, `MALFORMED`, refused before proposing); `info` when unknown:
+//! no answer within `--timeout-ms` (the session is then retired and a fresh logical client
+//! with a new id takes its place, as a history requires), or an answer that cannot be read.
+//! `NOT_LEADER` and `BUSY` are retried inside `Client` (leader discovery, backoff), resending
+//! an unanswered request to the next replica every `--retry-ms`; exactly-once sessions in the
+//! store make the resends safe.
+//!
+//! Latency (HDR histogram, ns) counts operations that started after `--warmup` and finished
+//! within the `--duration` that follows; the run then drains what is outstanding (bounded by
+//! the timeout) so the history ends clean.
+
+use crate::cli::{self, AppError, Idle, Route, Transport};
+use crate::config::{group_of, Cluster, MemberInfo};
+use crate::demux::{Demux, DemuxIo};
+use crate::history::{HistOp, HistoryWriter, Outcome};
+use crate::kv::{self, Op, Reply};
+use crate::kvapp::decode_reply;
+use crate::report::{IntervalLog, LatencyRecorder, Summary};
+use clap::Parser;
+use dataplane::app::status;
+use dataplane::client::{Client, ClientConfig, ClientStats, Completion, SubmitError};
+use dataplane::counters::Counters;
+use dataplane::idle::IdlePolicy;
+use dataplane::io::{Endpoint, PacketIo};
+use dataplane::peers::PeerTable;
+use dataplane::udp::UdpIo;
+use paxos_core::{ClientId, GroupId};
+use std::collections::{HashMap, VecDeque};
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::net::SocketAddrV4;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Most logical clients (`--clients x --outstanding`).
+pub const MAX_SESSIONS: usize = 65_536;
+/// Open loop: arrivals queued while no logical client is idle, before further ones are
+/// dropped (and counted).
+pub const MAX_BACKLOG: usize = 1_000_000;
+/// `--idle block`: longest wait in the kernel, and shortest worth a system call.
+pub const BLOCK_NS: u64 = 100_000;
+pub const MIN_BLOCK_NS: u64 = 20_000;
+/// How often every in-flight operation is checked for retries and timeouts.
+pub const SWEEP_NS: u64 = 200_000;
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "paxos-client",
+    about = "KV load generator for a paxos-node cluster: closed or open loop, HDR latency.",
+    after_help = "DPDK style: `paxos-client [EAL options] -- [options]`; with --transport udp \
+                  the EAL part may be left out. Exit code 2: bad arguments or cluster file."
+)]
+pub struct ClientArgs {
+    /// The cluster file (TOML, see docs/operations.md).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Packet I/O: kernel UDP sockets or DPDK ports (from the EAL options).
+    #[arg(long, value_enum, default_value = "udp")]
+    pub transport: Transport,
+    /// Local address. udp: port 0 = any free port. dpdk: our IPv4 address and UDP port on
+    /// the DPDK ports (port 0 = 9000).
+    #[arg(long, default_value = "127.0.0.1:0", value_name = "IP:PORT")]
+    pub bind: SocketAddrV4,
+    /// dpdk: our MAC address.
+    #[arg(long, default_value = "02:00:00:00:ff:01", value_name = "MAC")]
+    pub mac: String,
+    /// dpdk: datagrams to MEMBER leave on port DEV (repeatable).
+    #[arg(long = "route", value_name = "DEV=MEMBER")]
+    pub routes: Vec<Route>,
+    /// Closed loop: client groups; `clients x outstanding` logical clients run.
+    #[arg(long, default_value_t = 1, value_name = "C")]
+    pub clients: usize,
+    /// Closed loop: operations in flight per client (each in its own logical client).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub outstanding: usize,
+    /// Open loop: Poisson arrivals at this many operations per second (the logical
+    /// clients, `clients x outstanding`, bound the concurrency).
+    #[arg(long, allow_negative_numbers = true, value_name = "OPS_PER_S")]
+    pub rate: Option<f64>,
+    /// Seconds measured (after the warm-up).
+    #[arg(long, allow_negative_numbers = true, default_value_t = 10.0, value_name = "SECS")]
+    pub duration: f64,
+    /// Seconds run before measuring.
+    #[arg(long, allow_negative_numbers = true, default_value_t = 2.0, value_name = "SECS")]
+    pub warmup: f64,
+    /// Bytes per written value.
+    #[arg(long, default_value_t = 64, value_name = "B")]
+    pub value_bytes: usize,
+    /// Distinct keys.
+    #[arg(long, default_value_t = 1000, value_name = "K")]
+    pub keys: u64,
+    /// Fraction of gets.
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0.5, value_name = "F")]
+    pub read_ratio: f64,
+    /// Fraction of compare-and-swaps (the rest are puts).
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0.0, value_name = "F")]
+    pub cas_ratio: f64,
+    /// An operation unanswered this long is given up (`info` in the history).
+    #[arg(long, default_value_t = 1000, value_name = "MS")]
+    pub timeout_ms: u64,
+    /// An unanswered request is resent to the next replica after this long.
+    #[arg(long, default_value_t = 50, value_name = "MS")]
+    pub retry_ms: u64,
+    /// What the loop does when a poll found nothing: spin, yield, sleep[:<n>{ns,us,ms}], or
+    /// block (udp only: wait in the kernel for a reply or the next timer).
+    #[arg(long, default_value = "yield", value_name = "POLICY")]
+    pub idle: Idle,
+    /// Write the summary as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Append the summary as a CSV row to FILE (header written if the file is new).
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    /// Write an HdrHistogram interval log (1-second intervals) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub interval_log: Option<PathBuf>,
+    /// Record every operation in the kv-history JSON-lines format to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub history: Option<PathBuf>,
+    /// Label of the run in the reports (default: derived from the options).
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Seed of the workload generator (default: fresh each run).
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+impl ClientArgs {
+    /// Checks the options that clap cannot; errors name the flag.
+    pub fn validate(&self) -> Result<(), AppError> {
+        let bad = |flag: &str, why: String| Err(cli::usage(format!("{flag}: {why}")));
+        let sessions = self.clients.saturating_mul(self.outstanding);
+        if self.clients == 0 {
+            return bad("--clients", "must be at least 1".into());
+        }
+        if self.outstanding == 0 {
+            return bad("--outstanding", "must be at least 1".into());
+        }
+        if sessions > MAX_SESSIONS {
+            return bad(
+                "--outstanding",
+                format!("clients x outstanding = {sessions} > {MAX_SESSIONS}"),
+            );
+        }
+        if let Some(r) = self.rate {
+            if !(r > 0.0 && r.is_finite()) {
+                return bad("--rate", format!("{r}: must be > 0 operations per second"));
+            }
+        }
+        if !(self.duration > 0.0 && self.duration.is_finite()) {
+            return bad("--duration", format!("{}: must be > 0 seconds", self.duration));
+        }
+        if !(self.warmup >= 0.0 && self.warmup.is_finite()) {
+            return bad("--warmup", format!("{}: must be >= 0 seconds", self.warmup));
+        }
+        if self.value_bytes > kv::MAX_VALUE_BYTES {
+            return bad(
+                "--value-bytes",
+                format!(
+                    "{} > the store's limit of {} bytes",
+                    self.value_bytes,
+                    kv::MAX_VALUE_BYTES
+                ),
+            );
+        }
+        if self.keys == 0 {
+            return bad("--keys", "must be at least 1".into());
+        }
+        for (flag, v) in [("--read-ratio", self.read_ratio), ("--cas-ratio", self.cas_ratio)] {
+            if !(0.0..=1.0).contains(&v) {
+                return bad(flag, format!("{v}: must be between 0 and 1"));
+            }
+        }
+        if self.read_ratio + self.cas_ratio > 1.0 + 1e-9 {
+            return bad(
+                "--cas-ratio",
+                format!("--read-ratio {} + --cas-ratio {} > 1", self.read_ratio, self.cas_ratio),
+            );
+        }
+        if self.timeout_ms == 0 {
+            return bad("--timeout-ms", "must be at least 1".into());
+        }
+        if self.retry_ms == 0 {
+            return bad("--retry-ms", "must be at least 1".into());
+        }
+        if self.transport == Transport::Dpdk && self.idle == Idle::Block {
+            return bad("--idle", "block is only for --transport udp".into());
+        }
+        if self.transport == Transport::Udp && !self.routes.is_empty() {
+            return bad("--route", "only for --transport dpdk".into());
+        }
+        if crate::config::parse_mac(&self.mac).is_none() {
+            return bad(
+                "--mac",
+                format!("{:?} is not a MAC address like 02:00:00:00:ff:01", self.mac),
+            );
+        }
+        Ok(())
+    }
+
+    pub fn sessions(&self) -> usize {
+        self.clients * self.outstanding
+    }
+
+    fn default_label(&self, members: usize) -> String {
+        let lp = match self.rate {
+            Some(r) => format!("open {r} ops/s"),
+            None => format!("{}x{} outstanding", self.clients, self.outstanding),
+        };
+        format!("{} {} members {}B {}", self.transport, members, self.value_bytes, lp)
+    }
+}
+
+/// xorshift64*: small, fast, good enough for workload choices.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed | 1)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+}
+
+/// Everything a run counts besides latency.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunCounts {
+    /// Over the whole run (warm-up and drain included): history outcomes.
+    pub ok: u64,
+    pub fail: u64,
+    pub info: u64,
+    /// Operations started in the measured window that did not end `ok`.
+    pub window_errors: u64,
+    pub window_timeouts: u64,
+    /// Logical clients started (initial ones plus replacements after timeouts).
+    pub logical_clients: u64,
+    /// Open loop: arrivals dropped because the backlog was full.
+    pub dropped_arrivals: u64,
+    pub client: ClientStats,
+}
+
+fn add_stats(a: &mut ClientStats, b: &ClientStats) {
+    a.sent += b.sent;
+    a.retries += b.retries;
+    a.timeouts += b.timeouts;
+    a.redirects += b.redirects;
+    a.busy += b.busy;
+    a.completed += b.completed;
+    a.stale_replies += b.stale_replies;
+    a.ignored += b.ignored;
+    a.send_errors += b.send_errors;
+}
+
+/// A finished run.
+pub struct RunResult {
+    pub summary: Summary,
+    pub counts: RunCounts,
+    pub intervals: IntervalLog,
+}
+
+/// The workload and timing of a run, independent of the transport.
+#[derive(Clone, Debug)]
+pub struct Workload {
+    pub sessions: usize,
+    pub rate: Option<f64>,
+    pub warmup_ns: u64,
+    pub duration_ns: u64,
+    pub value_bytes: usize,
+    pub keys: u64,
+    pub read_ratio: f64,
+    pub cas_ratio: f64,
+    pub timeout_ns: u64,
+    pub retry_ns: u64,
+    pub idle: IdlePolicy,
+    pub seed: u64,
+    pub label: String,
+}
+
+struct InFlight {
+    group: usize,
+    op: HistOp,
+    start_ns: u64,
+    intended_ns: u64,
+}
+
+struct Session<Io: PacketIo> {
+    hist_id: u64,
+    clients: Vec<Client<DemuxIo<Io>>>,
+    op: Option<InFlight>,
+}
+
+/// The load generator over one shared transport.
+pub struct Engine<Io: PacketIo, W: Write> {
+    demux: Demux<Io>,
+    replicas: Vec<PeerTable>,
+    w: Workload,
+    nonce: u64,
+    next_hist_id: u64,
+    sessions: Vec<Session<Io>>,
+    /// Demux inbox index -> session slot.
+    by_inbox: Vec<Option<usize>>,
+    idle_slots: Vec<usize>,
+    backlog: VecDeque<u64>,
+    rng: Rng,
+    /// The value each key was last seen to hold (for cas).
+    last_seen: HashMap<u64, Option<Vec<u8>>>,
+    history: Option<HistoryWriter<W>>,
+    history_error: Option<std::io::Error>,
+    rec: LatencyRecorder,
+    counts: RunCounts,
+    scratch: Vec<u8>,
+    done: Vec<Completion<Io::Buf>>,
+    ready: Vec<usize>,
+    values_written: u64,
+    /// `--idle block`: waits on the transport for up to the given time.
+    blocker: Option<fn(&Io, Duration)>,
+}
+
+impl<Io: PacketIo, W: Write> Engine<Io, W> {
+    /// `replicas[g]`: the members' endpoints for group g.
+    pub fn new(io: Io, replicas: Vec<PeerTable>, w: Workload, history: Option<W>) -> Self {
+        let nonce = cli::fresh_seed() & !0xFF_FFFF;
+        let mut e = Engine {
+            demux: Demux::new(io),
+            replicas,
+            rng: Rng::new(w.seed),
+            w,
+            nonce,
+            next_hist_id: 1,
+            sessions: Vec::new(),
+            by_inbox: Vec::new(),
+            idle_slots: Vec::new(),
+            backlog: VecDeque::new(),
+            last_seen: HashMap::new(),
+            history: history.map(HistoryWriter::new),
+            history_error: None,
+            rec: LatencyRecorder::new(),
+            counts: RunCounts::default(),
+            scratch: Vec::new(),
+            done: Vec::new(),
+            ready: Vec::new(),
+            values_written: 0,
+            blocker: None,
+        };
+        for slot in 0..e.w.sessions {
+            let s = e.new_session(slot);
+            e.sessions.push(s);
+            e.idle_slots.push(slot);
+        }
+        e.idle_slots.reverse();
+        e
+    }
+
+    /// Blocks in `f` (after a few empty polls) instead of applying the idle policy.
+    pub fn with_blocker(mut self, f: fn(&Io, Duration)) -> Self {
+        self.blocker = Some(f);
+        self
+    }
+
+    fn new_session(&mut self, slot: usize) -> Session<Io> {
+        let hist_id = self.next_hist_id;
+        self.next_hist_id += 1;
+        self.counts.logical_clients += 1;
+        let id = self.nonce | (hist_id & 0xFF_FFFF);
+        let mut clients = Vec::with_capacity(self.replicas.len());
+        for (g, peers) in self.replicas.iter().enumerate() {
+            let io = self.demux.register(g as u16, id);
+            let i = io.index();
+            if self.by_inbox.len() <= i {
+                self.by_inbox.resize(i + 1, None);
+            }
+            self.by_inbox[i] = Some(slot);
+            let mut cfg = ClientConfig::new(GroupId(g as u16), ClientId(id), peers.clone());
+            cfg.timeout_ns = self.w.retry_ns;
+            cfg.max_outstanding = 1;
+            clients.push(Client::new(io, cfg));
+        }
+        Session { hist_id, clients, op: None }
+    }
+
+    /// Retires the session in `slot` (its operation timed out) for a fresh logical client.
+    fn replace_session(&mut self, slot: usize) {
+        let old = std::mem::take(&mut self.sessions[slot].clients);
+        for c in &old {
+            add_stats(&mut self.counts.client, c.stats());
+        }
+        drop(old);
+        self.sessions[slot] = self.new_session(slot);
+    }
+
+    fn record(&mut self, client: u64, op: &HistOp, start: u64, end: Option<u64>, out: &Outcome) {
+        match out {
+            Outcome::Fail => self.counts.fail += 1,
+            Outcome::Info => self.counts.info += 1,
+            _ => self.counts.ok += 1,
+        }
+        if let Some(h) = self.history.as_mut() {
+            if let Err(e) = h.record(client, op, start, end, out) {
+                self.history_error.get_or_insert(e);
+            }
+        }
+    }
+
+    fn key_name(k: u64) -> Vec<u8> {
+        format!("k{k}").into_bytes()
+    }
+
+    fn make_value(&mut self, hist_id: u64) -> Vec<u8> {
+        self.values_written += 1;
+        let mut v = format!("v{hist_id:x}.{:x}.", self.values_written).into_bytes();
+        v.resize(self.w.value_bytes, b'x');
+        v
+    }
+
+    /// Starts an operation on the idle session in `slot`. Returns false if it could not be
+    /// sent (recorded as failed).
+    fn issue(&mut self, slot: usize, intended_ns: u64, now: u64) {
+        let k = self.rng.below(self.w.keys);
+        let key = Self::key_name(k);
+        let group = usize::from(group_of(&key, self.replicas.len() as u16));
+        let r = self.rng.unit();
+        let hist_id = self.sessions[slot].hist_id;
+        let op = if r < self.w.read_ratio {
+            HistOp::Get { key }
+        } else if r < self.w.read_ratio + self.w.cas_ratio {
+            let expected = self.last_seen.get(&k).cloned().flatten();
+            let value = self.make_value(hist_id);
+            HistOp::Cas { key, expected, value }
+        } else {
+            let value = self.make_value(hist_id);
+            HistOp::Put { key, value }
+        };
+        self.scratch.clear();
+        match &op {
+            HistOp::Get { key } => Op::Get { key },
+            HistOp::Put { key, value } => Op::Put { key, value },
+            HistOp::Delete { key } => Op::Delete { key },
+            HistOp::Cas { key, expected, value } => {
+                Op::Cas { key, expected: expected.as_deref(), value }
+            }
+        }
+        .encode(&mut self.scratch);
+        let s = &mut self.sessions[slot];
+        match s.clients[group].submit(&self.scratch, now) {
+            Ok(_) => s.op = Some(InFlight { group, op, start_ns: now, intended_ns }),
+            Err(SubmitError::TooLarge) | Err(SubmitError::Full) => {
+                // Never sent: certainly not applied.
+                self.record(hist_id, &op, now, Some(now), &Outcome::Fail);
+                if intended_ns >= self.w.warmup_ns {
+                    self.counts.window_errors += 1;
+                }
+                self.idle_slots.push(slot);
+            }
+        }
+    }
+
+    /// Polls the in-flight client of `slot` and handles its completion.
+    fn poll_slot(&mut self, slot: usize, now: u64) {
+        let Some(g) = self.sessions[slot].op.as_ref().map(|o| o.group) else {
+            // Idle: drain stale replies from every group's inbox.
+            for c in &mut self.sessions[slot].clients {
+                c.poll(now, &mut self.done);
+            }
+            self.done.clear();
+            return;
+        };
+        let mut done = std::mem::take(&mut self.done);
+        done.clear();
+        self.sessions[slot].clients[g].poll(now, &mut done);
+        if let Some(c) = done.pop() {
+            let f = self.sessions[slot].op.take().expect("in flight");
+            self.complete(slot, f, c.status, c.body.as_ref(), now);
+        }
+        done.clear();
+        self.done = done;
+    }
+
+    fn complete(&mut self, slot: usize, f: InFlight, st: u8, body: &[u8], now: u64) {
+        let hist_id = self.sessions[slot].hist_id;
+        let reply = decode_reply(st, body);
+        let key_id =
+            |key: &[u8]| -> Option<u64> { std::str::from_utf8(&key[1..]).ok()?.parse().ok() };
+        let outcome = match (&f.op, reply) {
+            (HistOp::Get { key }, Ok(Reply::Value(v))) => {
+                if let Some(k) = key_id(key) {
+                    self.last_seen.insert(k, v.clone());
+                }
+                Outcome::OkValue(v)
+            }
+            (HistOp::Put { key, value }, Ok(Reply::Done)) => {
+                if let Some(k) = key_id(key) {
+                    self.last_seen.insert(k, Some(value.clone()));
+                }
+                Outcome::OkDone
+            }
+            (HistOp::Cas { key, value, expected }, Ok(Reply::Flag(swapped))) => {
+                if let Some(k) = key_id(key) {
+                    if swapped {
+                        self.last_seen.insert(k, Some(value.clone()));
+                    } else if self.last_seen.get(&k) == Some(expected) {
+                        // Our guess was wrong: read it again before the next cas.
+                        self.last_seen.remove(&k);
+                    }
+                }
+                Outcome::OkFlag(swapped)
+            }
+            (HistOp::Delete { .. }, Ok(Reply::Flag(existed))) => Outcome::OkFlag(existed),
+            // Refused before (or without) taking effect.
+            (_, Ok(Reply::Error(status::TOO_LARGE | status::MALFORMED))) => Outcome::Fail,
+            (_, other) => {
+                log::debug!("logical client {hist_id}: unexpected answer {other:?} (status {st})");
+                Outcome::Info
+            }
+        };
+        let in_window = f.intended_ns >= self.w.warmup_ns;
+        let end = self.w.warmup_ns + self.w.duration_ns;
+        match outcome {
+            Outcome::OkValue(_) | Outcome::OkFlag(_) | Outcome::OkDone => {
+                if in_window && now <= end {
+                    self.rec.record_ns(now - f.intended_ns);
+                }
+            }
+            _ => {
+                if in_window {
+                    self.counts.window_errors += 1;
+                }
+            }
+        }
+        let end_ns = (!matches!(outcome, Outcome::Info)).then_some(now);
+        self.record(hist_id, &f.op, f.start_ns, end_ns, &outcome);
+        if matches!(outcome, Outcome::Info) {
+            // Outcome unknown: this logical client may not issue again.
+            self.replace_session(slot);
+        }
+        self.idle_slots.push(slot);
+    }
+
+    /// Retries, timeouts: every in-flight session.
+    fn sweep(&mut self, now: u64) {
+        for slot in 0..self.sessions.len() {
+            let Some(f) = self.sessions[slot].op.as_ref() else { continue };
+            if now.saturating_sub(f.start_ns) >= self.w.timeout_ns {
+                let f = self.sessions[slot].op.take().expect("in flight");
+                let hist_id = self.sessions[slot].hist_id;
+                self.record(hist_id, &f.op, f.start_ns, None, &Outcome::Info);
+                if f.intended_ns >= self.w.warmup_ns {
+                    self.counts.window_timeouts += 1;
+                }
+                self.replace_session(slot);
+                self.idle_slots.push(slot);
+            } else {
+                self.poll_slot(slot, now);
+            }
+        }
+    }
+
+    fn in_flight(&self) -> usize {
+        self.w.sessions - self.idle_slots.len()
+    }
+
+    /// Runs the workload. `clock` gives monotonic nanoseconds; `extra` is polled every
+    /// iteration with the time (e.g. in-process replicas) and returns the work it did.
+    pub fn run(
+        mut self,
+        clock: impl Fn() -> u64,
+        stop: &AtomicBool,
+        mut extra: impl FnMut(u64) -> usize,
+    ) -> Result<(RunResult, Option<W>), AppError> {
+        let t0 = clock();
+        let now_of = |c: &dyn Fn() -> u64| c().saturating_sub(t0);
+        let measure_start = self.w.warmup_ns;
+        let mut measure_end = self.w.warmup_ns + self.w.duration_ns;
+        let mut intervals = IntervalLog::new();
+        let mut next_interval = measure_start + 1_000_000_000;
+        let mut next_arrival = 0u64;
+        let mut next_sweep = 0u64;
+        let mut issuing = true;
+        let mut drain_deadline = u64::MAX;
+        let mut empty = 0u32;
+        loop {
+            let now = now_of(&clock);
+            let mut work = extra(now);
+            if issuing && (now >= measure_end || stop.load(Ordering::Relaxed)) {
+                issuing = false;
+                measure_end = measure_end.min(now.max(measure_start));
+                self.backlog.clear();
+                drain_deadline =
+                    if stop.load(Ordering::Relaxed) { now } else { now + self.w.timeout_ns };
+            }
+            if !issuing && (self.in_flight() == 0 || now >= drain_deadline) {
+                break;
+            }
+            // Arrivals.
+            if issuing {
+                match self.w.rate {
+                    None => {
+                        while let Some(slot) = self.idle_slots.pop() {
+                            self.issue(slot, now, now);
+                            work += 1;
+                        }
+                    }
+                    Some(rate) => {
+                        while next_arrival <= now {
+                            if self.backlog.len() < MAX_BACKLOG {
+                                self.backlog.push_back(next_arrival);
+                            } else {
+                                self.counts.dropped_arrivals += 1;
+                            }
+                            let u = 1.0 - self.rng.unit(); // (0, 1]
+                            next_arrival += ((-u.ln() / rate) * 1e9).max(1.0) as u64;
+                        }
+                        while !self.backlog.is_empty() {
+                            let Some(slot) = self.idle_slots.pop() else { break };
+                            let at = self.backlog.pop_front().expect("non-empty");
+                            self.issue(slot, at, now);
+                            work += 1;
+                        }
+                    }
+                }
+            }
+            // Replies (stamped with a fresh clock: issuing may have taken a while, or the
+            // thread was preempted).
+            work += self.demux.pump();
+            let now = now_of(&clock);
+            self.ready.clear();
+            let mut ready = std::mem::take(&mut self.ready);
+            self.demux.take_ready(&mut ready);
+            for &i in &ready {
+                if let Some(slot) = self.by_inbox.get(i).copied().flatten() {
+                    self.poll_slot(slot, now);
+                }
+            }
+            self.ready = ready;
+            if now >= next_sweep {
+                self.sweep(now);
+                next_sweep = now + SWEEP_NS;
+            }
+            self.demux.flush();
+            if now >= next_interval && next_interval <= measure_end {
+                let offset = Duration::from_nanos(next_interval - 1_000_000_000 - measure_start);
+                intervals.push(&self.rec.interval, offset, Duration::from_secs(1));
+                self.rec.interval.reset();
+                next_interval += 1_000_000_000;
+            }
+            if work > 0 {
+                empty = 0;
+                continue;
+            }
+            empty += 1;
+            let wait = match (self.blocker, self.w.rate) {
+                (Some(_), Some(_)) if issuing => next_arrival.saturating_sub(now).min(BLOCK_NS),
+                (Some(_), _) => BLOCK_NS,
+                (None, _) => 0,
+            };
+            match self.blocker {
+                Some(f) if empty >= cli::SPINS_BEFORE_BLOCK && wait >= MIN_BLOCK_NS => {
+                    self.demux.with_io(|io| f(io, Duration::from_nanos(wait)));
+                    empty = 0;
+                }
+                _ => self.w.idle.idle(),
+            }
+        }
+        // Whatever is still out (stopped early, or the drain deadline passed): unknown.
+        for slot in 0..self.sessions.len() {
+            if let Some(f) = self.sessions[slot].op.take() {
+                let hist_id = self.sessions[slot].hist_id;
+                self.record(hist_id, &f.op, f.start_ns, None, &Outcome::Info);
+                if f.intended_ns >= measure_start {
+                    self.counts.window_timeouts += 1;
+                }
+            }
+        }
+        for s in &self.sessions {
+            for c in &s.clients {
+                add_stats(&mut self.counts.client, c.stats());
+            }
+        }
+        let window = Duration::from_nanos(measure_end.saturating_sub(measure_start));
+        let summary = Summary::from(
+            &self.w.label,
+            &self.rec.total,
+            self.counts.window_errors,
+            self.counts.window_timeouts,
+            window,
+        );
+        if let Some(e) = self.history_error.take() {
+            return Err(cli::runtime(format!("--history: write failed: {e}")));
+        }
+        let history = self.history.take().map(HistoryWriter::into_inner);
+        Ok((RunResult { summary, counts: self.counts, intervals }, history))
+    }
+
+    pub fn demux(&self) -> &Demux<Io> {
+        &self.demux
+    }
+}
+
+/// The replicas of every group, addressed with `endpoint(member, group)`.
+pub fn replica_tables(
+    cluster: &Cluster,
+    endpoint: impl Fn(&MemberInfo, u16) -> Endpoint,
+) -> Result<Vec<PeerTable>, AppError> {
+    (0..cluster.raw.groups)
+        .map(|g| {
+            PeerTable::new(cluster.members.iter().map(|m| (m.id, endpoint(m, g))))
+                .map_err(|e| cli::usage(format!("cluster file: {e}")))
+        })
+        .collect()
+}
+
+fn create(path: &Path, flag: &str) -> Result<File, AppError> {
+    File::create(path).map_err(|e| cli::usage(format!("{flag} {}: {e}", path.display())))
+}
+
+/// Output files, opened before the run so that a bad path fails early.
+pub struct Outputs {
+    pub json: Option<File>,
+    pub csv: Option<(File, bool)>,
+    pub interval_log: Option<File>,
+    pub history: Option<BufWriter<File>>,
+}
+
+impl Outputs {
+    pub fn open(a: &ClientArgs) -> Result<Outputs, AppError> {
+        let json = a.json.as_deref().map(|p| create(p, "--json")).transpose()?;
+        let interval_log =
+            a.interval_log.as_deref().map(|p| create(p, "--interval-log")).transpose()?;
+        let history = a
+            .history
+            .as_deref()
+            .map(|p| create(p, "--history").map(|f| BufWriter::with_capacity(1 << 20, f)))
+            .transpose()?;
+        let csv = match a.csv.as_deref() {
+            None => None,
+            Some(p) => {
+                let f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .map_err(|e| cli::usage(format!("--csv {}: {e}", p.display())))?;
+                let new = f.metadata().map(|m| m.len() == 0).unwrap_or(true);
+                Some((f, new))
+            }
+        };
+        Ok(Outputs { json, csv, interval_log, history })
+    }
+
+    /// Prints the summary and writes the files.
+    pub fn finish(self, r: &RunResult, history: Option<BufWriter<File>>) -> Result<(), AppError> {
+        let io = |flag: &'static str| move |e: std::io::Error| cli::runtime(format!("{flag}: {e}"));
+        if let Some(mut f) = self.json {
+            writeln!(f, "{}", r.summary.json()).map_err(io("--json"))?;
+        }
+        if let Some((mut f, new)) = self.csv {
+            if new {
+                writeln!(f, "{}", Summary::CSV_HEADER).map_err(io("--csv"))?;
+            }
+            writeln!(f, "{}", r.summary.csv()).map_err(io("--csv"))?;
+        }
+        if let Some(f) = self.interval_log {
+            r.intervals.write_to(BufWriter::new(f)).map_err(io("--interval-log"))?;
+        }
+        if let Some(mut h) = history {
+            h.flush().map_err(io("--history"))?;
+        }
+        Ok(())
+    }
+}
+
+/// The human report: the summary and the run's counts.
+pub fn print_report(r: &RunResult) {
+    println!("{}", r.summary.human());
+    let c = &r.counts;
+    let s = &c.client;
+    println!(
+        "  operations: {} ok, {} fail, {} info (whole run); logical clients {}; requests sent {}, \
+         resent {}, redirects {}, busy {}, stale replies {}{}",
+        c.ok,
+        c.fail,
+        c.info,
+        c.logical_clients,
+        s.sent,
+        s.retries,
+        s.redirects,
+        s.busy,
+        s.stale_replies,
+        if c.dropped_arrivals > 0 {
+            format!(", arrivals dropped {}", c.dropped_arrivals)
+        } else {
+            String::new()
+        }
+    );
+}
+
+/// Parses, validates and runs; `args` as from `std::env::args()`.
+pub fn main_with(args: Vec<String>) -> Result<(), AppError> {
+    let (eal_args, app_args) = cli::split_eal_args(&args);
+    let a = ClientArgs::try_parse_from(&app_args).unwrap_or_else(|e| e.exit());
+    cli::check_transport_compiled(a.transport)?;
+    a.validate()?;
+    let cluster = cli::load_cluster(&a.config)?;
+    cli::check_routes(&cluster, &a.routes)?;
+    let outputs = Outputs::open(&a)?;
+    let stop = cli::stop_on_signals()?;
+    let w = Workload {
+        sessions: a.sessions(),
+        rate: a.rate,
+        warmup_ns: (a.warmup * 1e9) as u64,
+        duration_ns: (a.duration * 1e9) as u64,
+        value_bytes: a.value_bytes,
+        keys: a.keys,
+        read_ratio: a.read_ratio,
+        cas_ratio: a.cas_ratio,
+        timeout_ns: a.timeout_ms * 1_000_000,
+        retry_ns: a.retry_ms * 1_000_000,
+        idle: a.idle.policy(),
+        seed: a.seed.unwrap_or_else(cli::fresh_seed),
+        label: a.label.clone().unwrap_or_else(|| a.default_label(cluster.members.len())),
+    };
+    match a.transport {
+        Transport::Udp => {
+            if eal_args.len() > 1 {
+                log::warn!("--transport udp: ignoring the EAL options {:?}", &eal_args[1..]);
+            }
+            let counters = Arc::new(Counters::default());
+            let io = UdpIo::bind(a.bind, counters)
+                .map_err(|e| cli::runtime(format!("--bind {}: {e}", a.bind)))?;
+            log::info!("client at {} (udp), {} logical clients", io.local(), w.sessions);
+            let replicas = replica_tables(&cluster, |m, g| Endpoint::udp(m.ip, cluster.port(g)))?;
+            let mut outputs = outputs;
+            let hist = outputs.history.take();
+            let mut engine = Engine::new(io, replicas, w, hist);
+            if a.idle == Idle::Block {
+                engine = engine.with_blocker(|io: &UdpIo, d| cli::wait_readable(io.socket(), d));
+            }
+            let start = Instant::now();
+            let clock = move || u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            let (r, hist) = engine.run(clock, &stop, |_| 0)?;
+            print_report(&r);
+            outputs.finish(&r, hist)
+        }
+        #[cfg(feature = "dpdk")]
+        Transport::Dpdk => crate::client_dpdk::run(&a, &eal_args, &cluster, w, outputs, &stop),
+        #[cfg(not(feature = "dpdk"))]
+        Transport::Dpdk => unreachable!("checked by check_transport_compiled"),
+    }
+}

@@ -1,0 +1,51 @@
+//! `paxos-cluster` over DPDK net_memif (needs the `dpdk` feature, DPDK installed and root for
+//! /var/run/dpdk): one process per replica in a full memif mesh, and all replicas in one
+//! process. Bounded; paxos-cluster kills its children and removes sockets and runtime dirs.
+#![cfg(feature = "dpdk")]
+
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+const CLUSTER: &str = env!("CARGO_BIN_EXE_paxos-cluster");
+
+fn run_bounded(args: &[&str], limit: Duration) -> Output {
+    let child = Command::new(CLUSTER)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            // SIGINT: paxos-cluster cleans up its children.
+            let _ = Command::new("kill").args(["-INT", &pid.to_string()]).status();
+            let _ = rx.recv_timeout(Duration::from_secs(15));
+            panic!("paxos-cluster {args:?} did not finish within {limit:?}");
+        }
+    }
+}
+
+fn check(args: &[&str]) {
+    let out = run_bounded(args, Duration::from_secs(120));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let line = stdout.lines().find(|l| l.contains("ops/s")).unwrap_or_else(|| panic!("{stdout}"));
+    assert!(line.contains("(0 errors"), "{line}");
+    assert!(!line.contains(": 0 ops"), "{line}");
+}
+
+#[test]
+fn memif_mesh_and_single_process() {
+    let common =
+        ["--transport", "memif", "--duration", "1", "--warmup", "0.3", "--outstanding", "4"];
+    check(&common);
+    let mut sp = common.to_vec();
+    sp.push("--single-process");
+    check(&sp);
+}
