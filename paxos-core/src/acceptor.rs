@@ -102,7 +102,14 @@ impl Acceptor {
         }
         self.commit = self.commit.max(commit);
         if slot < storage.low() {
-            // Trimmed: chosen long ago and applied everywhere. Nothing to record or say.
+            // Trimmed: chosen long ago and applied everywhere. Nothing to record, but still
+            // acknowledge. A leader proposes `slot` only if every acceptor in its phase-1
+            // quorum still holds it (it starts at the highest `low` they report), so its value
+            // is the chosen one (every ballot above the choosing ballot proposes it). Staying
+            // silent instead left a leader that restarted below the trim point waiting forever
+            // for a phase-2 quorum that had trimmed the slot (found by paxos-sim, n=5 q1=1
+            // q2=5; regression seeds in sim/tests/core_regressions.rs).
+            sink.send_to_learners_and(ballot.leader, Message::Accepted { ballot, slot });
             return;
         }
         storage.set_accepted(slot, ballot, value.clone());
@@ -132,8 +139,13 @@ impl Acceptor {
         storage.trim(trim.min(self.commit));
     }
 
-    /// A learner asks for [from, to): answer each accepted slot with a Learn, or with
+    /// A learner asks for [from, to): answer every slot with a Learn carrying what this
+    /// acceptor holds there (`Ballot::NONE` and the `empty` value if nothing), and with
     /// Trimmed if the learner is below what this acceptor still holds.
+    ///
+    /// The "nothing here" answers matter: they let the learner count a phase-1-style quorum
+    /// of answers for a slot whose acceptors hold the chosen value under different ballots
+    /// (see `learner_on_learn`).
     pub fn on_repeat<P: Payload, S: Storage<P>>(
         &mut self,
         storage: &S,
@@ -141,17 +153,20 @@ impl Acceptor {
         from_node: ReplicaId,
         from: Slot,
         to: Slot,
+        empty: &P,
     ) {
-        let to = to.min(from.plus(MAX_REPEAT_SLOTS)).min(storage.high());
+        let to = to.min(from.plus(MAX_REPEAT_SLOTS));
         let mut s = from;
         if s < storage.low() {
             sink.send(from_node, Message::Trimmed { low: storage.low() });
             s = storage.low();
         }
         while s < to {
-            if let Some((ballot, value)) = storage.accepted(s) {
-                sink.send(from_node, Message::Learn { ballot, slot: s, value: value.clone() });
-            }
+            let msg = match storage.accepted(s) {
+                Some((ballot, value)) => Message::Learn { ballot, slot: s, value: value.clone() },
+                None => Message::Learn { ballot: Ballot::NONE, slot: s, value: empty.clone() },
+            };
+            sink.send(from_node, msg);
             s = s.next();
         }
     }

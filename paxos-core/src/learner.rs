@@ -25,11 +25,15 @@ struct Candidate<P> {
 struct LearnerSlot<P> {
     cands: [Option<Candidate<P>>; CANDIDATES_PER_SLOT],
     chosen: Option<P>,
+    /// Acceptors (member-index bits) that answered a Repeat for this slot, and the highest
+    /// ballot among their answers with its value (see `learner_on_learn`).
+    learned: u64,
+    learned_best: Option<(Ballot, P)>,
 }
 
 impl<P> LearnerSlot<P> {
     fn empty() -> Self {
-        LearnerSlot { cands: [None, None, None], chosen: None }
+        LearnerSlot { cands: [None, None, None], chosen: None, learned: 0, learned_best: None }
     }
 }
 
@@ -45,6 +49,10 @@ pub(crate) struct Learner<P> {
     commit_hint: Slot,
     last_progress: u64,
     repeat_sent: u64,
+    /// One past the highest slot asked for by a Repeat, and whether the learner is catching
+    /// up (a stalled Repeat started it; it ends when the learner reaches the commit point).
+    repeat_to: Slot,
+    catching_up: bool,
     last_report: u64,
     snapshot_wanted: Option<Slot>,
 }
@@ -59,6 +67,8 @@ impl<P> Learner<P> {
             commit_hint: Slot::ZERO,
             last_progress: 0,
             repeat_sent: 0,
+            repeat_to: Slot::ZERO,
+            catching_up: false,
             last_report: 0,
             snapshot_wanted: None,
         }
@@ -128,6 +138,7 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
         if c.value.is_some() && c.acks.count_ones() as usize >= self.cfg.phase2_quorum {
             e.chosen = c.value.take();
             e.cands = [None, None, None];
+            e.learned_best = None;
         }
     }
 
@@ -139,6 +150,58 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
         ack: Option<usize>,
     ) {
         self.learner_record(ballot, slot, Some(value), ack);
+    }
+
+    /// A Learn: acceptor `acceptor_index`'s state for `slot` (`Ballot::NONE`: it holds
+    /// nothing there), sent in answer to a Repeat.
+    ///
+    /// It counts as an ack at its ballot, as before. But a chosen slot can end up with no
+    /// ballot held by a phase-2 quorum: v is chosen at b0, a leader that did not know it
+    /// re-proposes v at b1 > b0 and gets through to only some of the b0 acceptors, and
+    /// later leaders start above the slot because they know it is chosen. A learner that
+    /// missed the original acks then never sees q2 acks at one ballot (found by paxos-sim,
+    /// n=7 q1=1 q2=7; see sim/tests/core_regressions.rs). So, as in phase 1: answers from a
+    /// phase-1 quorum about a slot that was already chosen when they were sent include one
+    /// from the choosing phase-2 quorum (q1 + q2 > n), which holds b0 or a later ballot, and
+    /// every ballot from b0 on carries v; so the highest-ballot value among them is v.
+    /// Every Learn is such an answer: a learner asks only about slots below a commit point
+    /// a leader announced, i.e. slots already chosen (checked again here).
+    pub(crate) fn learner_on_learn(
+        &mut self,
+        acceptor_index: usize,
+        ballot: Ballot,
+        slot: Slot,
+        value: &P,
+    ) {
+        if !ballot.is_none() {
+            self.learner_record(ballot, slot, Some(value), Some(acceptor_index));
+        }
+        let q1 = self.cfg.phase1_quorum;
+        let l = &mut self.learner;
+        if slot < l.next || slot >= l.commit_hint {
+            return;
+        }
+        let i = (slot.0 - l.next.0) as usize;
+        if i >= l.cap {
+            return;
+        }
+        while l.slots.len() <= i {
+            l.slots.push_back(LearnerSlot::empty());
+        }
+        let e = &mut l.slots[i];
+        if e.chosen.is_some() {
+            return;
+        }
+        e.learned |= 1 << acceptor_index;
+        if !ballot.is_none() && !matches!(&e.learned_best, Some((b, _)) if *b >= ballot) {
+            e.learned_best = Some((ballot, value.clone()));
+        }
+        if e.learned.count_ones() as usize >= q1 {
+            if let Some((_, v)) = e.learned_best.take() {
+                e.chosen = Some(v);
+                e.cands = [None, None, None];
+            }
+        }
     }
 
     pub(crate) fn learner_on_ack(&mut self, acceptor_index: usize, ballot: Ballot, slot: Slot) {
@@ -169,13 +232,24 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
         let rt = u64::from(self.cfg.retransmit_ticks);
         let l = &self.learner;
         let behind = l.next < l.commit_hint;
-        if behind
-            && now.saturating_sub(l.last_progress) >= rt
-            && now.saturating_sub(l.repeat_sent) >= rt
-        {
-            let from = l.next;
-            let to = l.commit_hint.min(l.next.plus(l.cap as u64));
+        let end = l.commit_hint.min(l.next.plus(l.cap as u64));
+        let stalled =
+            now.saturating_sub(l.last_progress) >= rt && now.saturating_sub(l.repeat_sent) >= rt;
+        // While catching up, ask for the next part of the buffer as soon as half of it is
+        // free, instead of waiting for a stall each time: otherwise a learner that fell more
+        // than a buffer behind gains at most `cap` slots per `retransmit_ticks` plus a round
+        // trip, slower than a busy leader chooses them, and never catches up (found by
+        // paxos-sim: a learner 3000 slots behind after the faults stopped).
+        let ask_from = l.repeat_to.max(l.next);
+        let stream = l.catching_up && end.0.saturating_sub(ask_from.0) >= (l.cap as u64 / 2).max(1);
+        if !behind {
+            self.learner.catching_up = false;
+        } else if stalled || stream {
+            let from = if stalled { l.next } else { ask_from };
+            let to = end;
             self.learner.repeat_sent = now;
+            self.learner.repeat_to = to;
+            self.learner.catching_up = true;
             self.stats.repeats_sent += 1;
             for i in 0..self.topo.acceptors.len() {
                 let a = self.topo.acceptors[i];
@@ -194,7 +268,7 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
     }
 
     pub(crate) fn learner_on_trimmed(&mut self, low: Slot) {
-        if low > self.learner.next && self.learner.snapshot_wanted.is_none_or(|w| w < low) {
+        if low > self.learner.next && !matches!(self.learner.snapshot_wanted, Some(w) if w >= low) {
             self.learner.snapshot_wanted = Some(low);
             self.stats.snapshots_needed += 1;
             self.events.push(Event::SnapshotNeeded { low });

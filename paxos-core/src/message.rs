@@ -37,7 +37,8 @@ pub enum Message<P> {
     /// A learner asks an acceptor to repeat what it accepted in [from, to).
     Repeat { from: Slot, to: Slot },
     /// An acceptor's answer to Repeat: its accepted value for one slot (counts as an ack of
-    /// `ballot` for `slot` at the learner).
+    /// `ballot` for `slot` at the learner). `ballot` is `Ballot::NONE` (and `value` empty)
+    /// when the acceptor holds nothing for `slot`.
     Learn { ballot: Ballot, slot: Slot, value: P },
     /// An acceptor's answer to a Repeat below its trim point: fetch a snapshot covering
     /// everything below `low`.

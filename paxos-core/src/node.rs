@@ -376,6 +376,7 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
             }
             Message::Repeat { from: lo, to } => {
                 if self.roles.acceptor {
+                    let empty = self.builder.noop();
                     let acc = &mut self.acceptor;
                     let mut sink = Sink {
                         out: &mut self.out,
@@ -383,7 +384,7 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
                         unsynced: &mut self.unsynced,
                         learners: &self.topo.learners,
                     };
-                    acc.on_repeat(&self.storage, &mut sink, from, lo, to);
+                    acc.on_repeat(&self.storage, &mut sink, from, lo, to, &empty);
                 }
             }
             Message::Promise { ballot, low, chunk, chunks, entries } => {
@@ -409,8 +410,9 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
             }
             Message::Learn { ballot, slot, value } => {
                 if self.roles.learner {
-                    let idx = self.topo.is_acceptor(from);
-                    self.learner_on_value(ballot, slot, &value, idx);
+                    if let Some(i) = self.topo.is_acceptor(from) {
+                        self.learner_on_learn(i, ballot, slot, &value);
+                    }
                 }
             }
             Message::Trimmed { low } => {

@@ -141,6 +141,18 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
         let ballot = self.prop.max_seen.max(self.prop.ballot).next_for(self.id);
         self.prop.ballot = ballot;
         self.prop.max_seen = ballot;
+        // Never use a ballot twice, even across a restart: a restarted proposer recovers
+        // `max_seen` from `storage.promised()`, so record the ballot there before any Prepare
+        // leaves (the sync-before-send contract makes it stable first). Relying on this
+        // node's own acceptor promising it covered neither a proposer without the acceptor
+        // role (found by paxos-sim: a proposer-only node restarted and led with b1.1 again,
+        // proposing a no-op where its first incarnation had chosen a command at b1.1) nor a
+        // crash before the acceptor saw its own Prepare. (A co-located acceptor thereby
+        // promises its own ballot, which it would do on the Prepare anyway.)
+        if ballot > self.storage.promised() {
+            self.storage.set_promised(ballot);
+            self.unsynced = true;
+        }
         self.prop.phase = Phase::Preparing;
         let known = if self.roles.learner { self.learner.next } else { Slot::ZERO };
         self.prop.p1_from = known.max(self.prop.commit);
@@ -193,17 +205,25 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
             self.stats.promises_rejected += 1;
             return;
         }
-        let state = self.prop.promises[idx].get_or_insert_with(|| PromiseChunks {
-            got: vec![false; chunks as usize],
-            missing: chunks,
-            low,
-        });
+        let fresh = || PromiseChunks { got: vec![false; chunks as usize], missing: chunks, low };
+        let state = self.prop.promises[idx].get_or_insert_with(fresh);
+        if state.missing > 0 && (state.got.len() != chunks as usize || state.low != low) {
+            // A chunk of a different answer: the acceptor restarted (its volatile commit point,
+            // hence `low`, changed) and answered a retransmitted Prepare with another split.
+            // Merging chunk 0 of one answer with chunk 1 of the other loses the slots between
+            // their split points, and the leader would fill a possibly chosen slot with a
+            // no-op (paxos-sim test promise_chunks_of_two_answers_are_not_merged). Within one
+            // incarnation the answer to our ballot cannot change (only we could change its
+            // state at this ballot), so start over with this answer. The entries already
+            // adopted from the other one are real accepted values of an acceptor that
+            // promised us: keeping them is safe.
+            *state = fresh();
+        }
         if state.got.len() != chunks as usize || state.got[chunk as usize] {
-            return; // a duplicate, or a chunk of a different split: ignore
+            return; // a duplicate, or a straggler of an answer already complete: ignore
         }
         state.got[chunk as usize] = true;
         state.missing -= 1;
-        state.low = state.low.max(low);
         for e in entries {
             if self.bugs.leader_ignores_accepted {
                 continue;

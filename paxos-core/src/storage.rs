@@ -31,7 +31,9 @@ impl std::error::Error for StorageError {}
 
 /// Stable state of one acceptor.
 pub trait Storage<P> {
-    /// The highest ballot promised (`Ballot::NONE` initially).
+    /// The highest ballot promised (`Ballot::NONE` initially). A proposer also records here
+    /// each ballot it starts an election with (on any node, acceptor or not), so that after a
+    /// restart it never uses a ballot again.
     fn promised(&self) -> Ballot;
     fn set_promised(&mut self, ballot: Ballot);
     /// The accepted (ballot, value) for `slot`, if any and not trimmed.

@@ -1,0 +1,56 @@
+//! The checkers must catch deliberately broken cores (`paxos_core::Bugs`), under a fault
+//! mix that forces leader changes while values are partially accepted (frequent crashes,
+//! isolations, pair cuts, loss and long delays). Each test requires a *safety* violation
+//! (not a mere liveness failure) within a bounded number of seeds.
+
+mod common;
+
+use paxos_core::Bugs;
+use paxos_sim::{FailureKind, FaultLevel, Options, Violation};
+
+const SEEDS_MAX: u64 = 200;
+
+fn caught(bugs: Bugs, nodes: Option<u16>, q1: Option<usize>, q2: Option<usize>) -> Violation {
+    let opts = Options { nodes, q1, q2, bugs, faults: FaultLevel::Churn, ..Options::default() };
+    let o = common::first_safety_violation(0, SEEDS_MAX, &opts)
+        .unwrap_or_else(|| panic!("{bugs:?} was not caught within {SEEDS_MAX} seeds"));
+    let f = o.failure.expect("a failure");
+    eprintln!("{bugs:?} caught by seed {}: {f}", o.seed);
+    // The report names the seed and carries the trace tail.
+    assert!(!f.trace_tail.is_empty());
+    match f.kind {
+        FailureKind::Safety(v) => v,
+        FailureKind::Liveness(_) => unreachable!(),
+    }
+}
+
+/// An acceptor that neither records nor checks promises breaks Paxos Made Simple's P1a
+/// ("an acceptor can accept a proposal numbered n iff it has not responded to a prepare
+/// request having a number greater than n"): a deposed leader's accepts still land, and two
+/// values get chosen for one slot. Expected: an agreement violation.
+#[test]
+fn forgotten_promise_is_caught() {
+    let v = caught(Bugs { acceptor_forgets_promise: true, ..Bugs::default() }, None, None, None);
+    assert!(matches!(v, Violation::Agreement { .. } | Violation::DuplicateProposal { .. }), "{v}");
+}
+
+/// The same bug with flexible quorums (n=5, q1=4, q2=2).
+#[test]
+fn forgotten_promise_is_caught_flexible() {
+    caught(Bugs { acceptor_forgets_promise: true, ..Bugs::default() }, Some(5), Some(4), Some(2));
+}
+
+/// A new leader that ignores the values reported in promises breaks P2c (a proposal at ballot
+/// n must carry the value of the highest-numbered proposal accepted by a majority —
+/// here a phase-1 quorum — below n; PMMC's "pmax" step): it overwrites chosen slots.
+#[test]
+fn ignored_accepted_values_are_caught() {
+    let v = caught(Bugs { leader_ignores_accepted: true, ..Bugs::default() }, None, None, None);
+    assert!(matches!(v, Violation::Agreement { .. } | Violation::DuplicateProposal { .. }), "{v}");
+}
+
+/// The same bug with flexible quorums (n=7, q1=5, q2=3).
+#[test]
+fn ignored_accepted_values_are_caught_flexible() {
+    caught(Bugs { leader_ignores_accepted: true, ..Bugs::default() }, Some(7), Some(5), Some(3));
+}
