@@ -15,7 +15,7 @@ pub(crate) const PROMISE_ENTRY_BYTES: usize = 24;
 /// Most slots one Repeat may ask for; larger requests are clipped.
 pub const MAX_REPEAT_SLOTS: u64 = 1024;
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub(crate) struct Acceptor {
     /// Every slot below this is known chosen (from the leader's commit point). Volatile.
     pub commit: Slot,

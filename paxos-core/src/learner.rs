@@ -14,14 +14,14 @@ use std::collections::VecDeque;
 /// one ballot, so a few candidates are kept and the lowest is evicted first.
 pub const CANDIDATES_PER_SLOT: usize = 3;
 
-#[derive(Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Candidate<P> {
     ballot: Ballot,
     value: Option<P>,
     acks: u64,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct LearnerSlot<P> {
     cands: [Option<Candidate<P>>; CANDIDATES_PER_SLOT],
     chosen: Option<P>,
@@ -37,7 +37,7 @@ impl<P> LearnerSlot<P> {
     }
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct Learner<P> {
     /// Next slot to deliver; everything below has been delivered.
     pub next: Slot,

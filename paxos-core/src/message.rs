@@ -9,14 +9,14 @@
 use crate::ids::{Ballot, Slot};
 
 /// One accepted (slot, ballot, value) triple as an acceptor reports it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct SlotValue<P> {
     pub slot: Slot,
     pub ballot: Ballot,
     pub value: P,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Message<P> {
     /// Phase 1a. Covers every slot >= `from` (Multi-Paxos: one prepare for the whole log tail).
     Prepare { ballot: Ballot, from: Slot },

@@ -51,7 +51,7 @@ impl<P: Clone> Sink<'_, P> {
 }
 
 /// Member lists derived from the configuration once.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Topology {
     pub acceptors: Vec<ReplicaId>,
     pub learners: Vec<ReplicaId>,
@@ -104,7 +104,7 @@ impl Topology {
 
 /// A small deterministic PRNG (xorshift64*), seeded by the driver. Used only to spread
 /// election timeouts.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct Rng(u64);
 
 impl Rng {
@@ -126,6 +126,7 @@ impl Rng {
 
 /// One member of a Paxos group. `P` is the payload handle, `S` the acceptor's storage, `B`
 /// the leader's batch builder.
+#[derive(Clone)]
 pub struct Node<P, S = MemStorage<P>, B = BytesBuilder> {
     pub(crate) cfg: Config,
     pub(crate) id: ReplicaId,
@@ -148,6 +149,56 @@ pub struct Node<P, S = MemStorage<P>, B = BytesBuilder> {
     pub(crate) events: Vec<Event>,
     pub(crate) stats: Stats,
     pub(crate) bugs: Bugs,
+}
+
+/// Equality and hashing cover the protocol state only (not the configuration, counters or
+/// undrained outputs): two nodes that would behave the same are equal. Model checkers use
+/// this to recognise states they have already explored.
+impl<P: core::hash::Hash, S: core::hash::Hash, B> core::hash::Hash for Node<P, S, B> {
+    fn hash<H: core::hash::Hasher>(&self, h: &mut H) {
+        self.id.hash(h);
+        self.now.hash(h);
+        self.rng.hash(h);
+        self.storage.hash(h);
+        self.unsynced.hash(h);
+        self.acceptor.hash(h);
+        self.prop.hash(h);
+        self.learner.hash(h);
+        self.leader.hash(h);
+        self.leader_contact.hash(h);
+        self.election_timeout.hash(h);
+    }
+}
+
+impl<P: PartialEq, S: PartialEq, B> PartialEq for Node<P, S, B> {
+    fn eq(&self, o: &Self) -> bool {
+        self.id == o.id
+            && self.now == o.now
+            && self.rng == o.rng
+            && self.storage == o.storage
+            && self.unsynced == o.unsynced
+            && self.acceptor == o.acceptor
+            && self.prop == o.prop
+            && self.learner == o.learner
+            && self.leader == o.leader
+            && self.leader_contact == o.leader_contact
+            && self.election_timeout == o.election_timeout
+    }
+}
+
+impl<P: Eq, S: Eq, B> Eq for Node<P, S, B> {}
+
+impl<P: core::fmt::Debug, S, B> core::fmt::Debug for Node<P, S, B> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Node")
+            .field("id", &self.id)
+            .field("now", &self.now)
+            .field("phase", &self.prop.phase)
+            .field("ballot", &self.prop.ballot)
+            .field("commit", &self.prop.commit)
+            .field("next_to_deliver", &self.learner.next)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {

@@ -5,7 +5,7 @@ use crate::message::Message;
 
 /// A message to send. `to` may be the node itself: the driver delivers those back through
 /// `step` (after `sync`, like any other message) without putting them on the wire.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Outgoing<P> {
     pub to: ReplicaId,
     pub msg: Message<P>,
@@ -13,7 +13,7 @@ pub struct Outgoing<P> {
 
 /// A chosen slot, delivered by the learner strictly in slot order. The value is a batch
 /// (see [`crate::payload::commands`]); an empty value is a no-op.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Decided<P> {
     pub slot: Slot,
     pub value: P,

@@ -76,7 +76,7 @@ pub fn is_well_formed(value: &[u8]) -> bool {
 
 /// A `ValueBuilder` for `Bytes` that carves values out of a shared arena: one heap
 /// allocation per `ARENA_BYTES` of values, not per value.
-#[derive(Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct BytesBuilder {
     arena: BytesMut,
 }

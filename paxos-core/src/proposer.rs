@@ -13,14 +13,14 @@ use std::collections::{BTreeMap, VecDeque};
 /// acceptor is treated as not having promised. Bounds the work of becoming leader.
 pub const MAX_RECOVERY_SLOTS: u64 = 1 << 16;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Phase {
     Follower,
     Preparing,
     Leading,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct InFlight<P> {
     pub value: P,
     /// Bit i set: member i (an acceptor) accepted this slot at our ballot.
@@ -30,14 +30,14 @@ pub(crate) struct InFlight<P> {
 }
 
 /// Chunks of one acceptor's Promise received so far.
-#[derive(Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct PromiseChunks {
     got: Vec<bool>,
     missing: u16,
     low: Slot,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct Proposer<P> {
     pub phase: Phase,
     /// Our ballot while preparing or leading.

@@ -64,7 +64,7 @@ pub trait Storage<P> {
 
 /// Acceptor state in memory: a ring of slots from `low`. Survives a simulated crash (the
 /// simulator keeps the value), not a real one.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct MemStorage<P> {
     promised: Ballot,
     low: Slot,
