@@ -42,6 +42,9 @@ pub struct ClusterSection {
     pub max_pending_batches: u32,
     pub max_message_bytes: u32,
     pub applied_report_ticks: u32,
+    /// Acceptors answer every learner (true) or only the leader (false: learners learn from
+    /// the leader's commit point; fewer packets per slot). See docs/protocol.md.
+    pub accepted_to_learners: bool,
 }
 
 impl Default for ClusterSection {
@@ -63,6 +66,7 @@ impl Default for ClusterSection {
             max_pending_batches: 1024,
             max_message_bytes: 1400,
             applied_report_ticks: 100,
+            accepted_to_learners: true,
         }
     }
 }
@@ -240,6 +244,7 @@ impl Cluster {
         core.max_pending_batches = c.max_pending_batches;
         core.max_message_bytes = c.max_message_bytes;
         core.applied_report_ticks = c.applied_report_ticks;
+        core.accepted_to_learners = c.accepted_to_learners;
         core.validate().map_err(|e| {
             use paxos_core::ConfigError as E;
             let field = match &e {

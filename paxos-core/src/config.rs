@@ -59,6 +59,13 @@ pub struct Config {
     pub max_message_bytes: u32,
     /// Learners report their applied slot to the leader this often (drives log trim).
     pub applied_report_ticks: u32,
+    /// Acceptors send `Accepted` to every learner as well as to the leader, so learners count
+    /// phase-2 quorums themselves (a follower learns a slot one message delay after the
+    /// acceptors; n_acceptors x n_learners messages per slot). When false, `Accepted` goes to
+    /// the leader only and learners decide slots from the commit point the leader announces
+    /// in its next Accept or heartbeat: 2n messages per slot instead of n + n^2, followers
+    /// learn later, the leader's own learner is unaffected.
+    pub accepted_to_learners: bool,
 }
 
 /// Bytes of header plus the fixed fields of an Accept; a batch must fit in
@@ -138,6 +145,7 @@ impl Config {
             max_pending_batches: 256,
             max_message_bytes: 1400,
             applied_report_ticks: 10,
+            accepted_to_learners: true,
         }
     }
 

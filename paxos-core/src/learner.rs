@@ -208,8 +208,35 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
         self.learner_record(ballot, slot, None, Some(acceptor_index));
     }
 
-    pub(crate) fn learner_on_commit(&mut self, commit: Slot) {
-        self.learner.commit_hint = self.learner.commit_hint.max(commit);
+    /// The leader of `ballot` announced that every slot below `commit` is chosen.
+    ///
+    /// Besides marking the gap to repair, this decides every buffered slot for which we hold
+    /// the value proposed *at `ballot`*: a leader proposes one value per slot at its ballot,
+    /// and if that slot is chosen the chosen value is the leader's (chosen at `ballot` or
+    /// later: the leader's value; chosen at a lower ballot before the leader's Phase 1: its
+    /// phase-1 quorum reported it and the leader adopted it). A stale announcement is still
+    /// true: a slot once chosen stays chosen. This is how learners learn when acceptors send
+    /// `Accepted` only to the leader (`Config::accepted_to_learners` = false), and it
+    /// shortens the wait after lost acks otherwise.
+    pub(crate) fn learner_on_commit(&mut self, ballot: Ballot, commit: Slot) {
+        let l = &mut self.learner;
+        l.commit_hint = l.commit_hint.max(commit);
+        if ballot.is_none() || commit <= l.next {
+            return;
+        }
+        let upto = ((commit.0 - l.next.0) as usize).min(l.slots.len());
+        for e in l.slots.iter_mut().take(upto) {
+            if e.chosen.is_some() {
+                continue;
+            }
+            let found =
+                e.cands.iter_mut().flatten().find(|c| c.ballot == ballot && c.value.is_some());
+            if let Some(c) = found {
+                e.chosen = c.value.take();
+                e.cands = [None, None, None];
+                e.learned_best = None;
+            }
+        }
     }
 
     /// Delivers every chosen slot at the head of the log, in order.

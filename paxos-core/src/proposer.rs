@@ -471,7 +471,7 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
         if self.roles.acceptor || self.roles.learner {
             let (b, c, t) = (self.prop.ballot, self.prop.commit, self.prop.trim);
             if self.roles.learner {
-                self.learner_on_commit(c);
+                self.learner_on_commit(b, c);
             }
             if self.roles.acceptor {
                 self.acceptor.commit = self.acceptor.commit.max(c);

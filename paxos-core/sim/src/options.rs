@@ -394,6 +394,9 @@ impl SimConfig {
         core.retransmit_ticks = rng.range(2, 6) as u32;
         core.max_pending_batches = rng.pick(&[1u32, 4, 256]);
         core.applied_report_ticks = rng.range(1, 12) as u32;
+        // Drawn from its own stream so that adding it left every other draw (and so every
+        // recorded regression seed) as it was.
+        core.accepted_to_learners = Rng::new(seed ^ 0xACCE_97ED_0000_0002).chance(500_000);
         let faults = FaultMix::for_level(opts.faults, usize::from(n), &mut rng);
         let flush = match rng.below(3) {
             0 => FlushMode::EveryEvent,
@@ -455,7 +458,7 @@ impl fmt::Display for SimConfig {
         )?;
         writeln!(
             f,
-            "core: window={} batch_max_commands={} batch_max_bytes={} max_message_bytes={} batch_delay_ticks={} heartbeat_ticks={} election_timeout=[{}, {}) retransmit_ticks={} max_pending_batches={} applied_report_ticks={}",
+            "core: window={} batch_max_commands={} batch_max_bytes={} max_message_bytes={} batch_delay_ticks={} heartbeat_ticks={} election_timeout=[{}, {}) retransmit_ticks={} max_pending_batches={} applied_report_ticks={} accepted_to_learners={}",
             c.window,
             c.batch_max_commands,
             c.batch_max_bytes,
@@ -466,7 +469,8 @@ impl fmt::Display for SimConfig {
             c.election_timeout_max_ticks,
             c.retransmit_ticks,
             c.max_pending_batches,
-            c.applied_report_ticks
+            c.applied_report_ticks,
+            c.accepted_to_learners
         )?;
         write!(f, "faults: {:?}", self.faults)
     }

@@ -926,8 +926,17 @@ impl Simulation {
                 cl.action_at = now + delay;
             }
             ProposeOutcome::Busy => {
+                // Back off; half the time try another node. A leader cut off from its
+                // acceptors stays Busy forever (its window never drains), so a client that
+                // only ever retried it would never finish.
                 let delay = self.rng.range(STEPS_PER_TICK, 3 * STEPS_PER_TICK);
-                self.clients[c].action_at = now + delay;
+                let other = self.rng.below(n) as usize;
+                let retarget = self.rng.chance(500_000);
+                let cl = &mut self.clients[c];
+                if retarget {
+                    cl.target = other;
+                }
+                cl.action_at = now + delay;
             }
             ProposeOutcome::TooLarge | ProposeOutcome::NoAnswer => {
                 unreachable!("commands are sized to fit every drawn batch_max_bytes")
