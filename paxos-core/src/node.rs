@@ -10,7 +10,6 @@ use crate::output::{Decided, Event, Outgoing, ProposeError, Stats};
 use crate::payload::{BytesBuilder, Payload, ValueBuilder};
 use crate::proposer::Proposer;
 use crate::storage::{MemStorage, Storage, StorageError};
-use std::collections::VecDeque;
 
 /// Deliberate protocol bugs, for proving that the simulator's checkers catch them. Never
 /// set outside tests.
@@ -25,8 +24,6 @@ pub struct Bugs {
 /// Where role handlers put what they produce.
 pub(crate) struct Sink<'a, P> {
     pub out: &'a mut Vec<Outgoing<P>>,
-    pub local: &'a mut VecDeque<Message<P>>,
-    pub me: ReplicaId,
     pub stats: &'a mut Stats,
     pub unsynced: &'a mut bool,
     pub learners: &'a [ReplicaId],
@@ -37,8 +34,6 @@ macro_rules! sink {
     ($n:expr) => {
         Sink {
             out: &mut $n.out,
-            local: &mut $n.local,
-            me: $n.id,
             stats: &mut $n.stats,
             unsynced: &mut $n.unsynced,
             learners: if $n.cfg.accepted_to_learners { &$n.topo.learners } else { &[] },
@@ -48,19 +43,10 @@ macro_rules! sink {
 
 impl<P: Clone> Sink<'_, P> {
     /// Queues `msg` for `to` (which may be this node: the driver hands those back).
-    ///
-    /// Handling self-addressed messages inside the node (`local`, `drain_local`) is wired but
-    /// switched off: it did not move the unbatched benchmark measurably, and it changed
-    /// timing enough to starve the simulator's clients in one liveness test (seed 17 of
-    /// `trim_and_snapshot_install`); not understood yet, see docs/PERFORMANCE.md.
     #[inline]
     pub fn send(&mut self, to: ReplicaId, msg: Message<P>) {
-        if to == self.me && HANDLE_SELF_MESSAGES_LOCALLY {
-            self.local.push_back(msg);
-        } else {
-            self.stats.messages_out += 1;
-            self.out.push(Outgoing { to, msg });
-        }
+        self.stats.messages_out += 1;
+        self.out.push(Outgoing { to, msg });
     }
 
     /// Sends `msg` to every learner and to `extra` (once, if it is also a learner).
@@ -94,9 +80,6 @@ pub(crate) struct Topology {
 }
 
 const NOT_MEMBER: u8 = u8::MAX;
-
-/// See `Sink::send`.
-const HANDLE_SELF_MESSAGES_LOCALLY: bool = false;
 
 impl Topology {
     fn new(cfg: &Config) -> Topology {
@@ -195,8 +178,6 @@ pub struct Node<P, S = MemStorage<P>, B = BytesBuilder> {
     pub(crate) leader_contact: u64,
     pub(crate) election_timeout: u64,
     pub(crate) out: Vec<Outgoing<P>>,
-    /// Messages this node sent to itself, handled before the current call returns.
-    pub(crate) local: VecDeque<Message<P>>,
     pub(crate) decided: Vec<Decided<P>>,
     pub(crate) events: Vec<Event>,
     pub(crate) stats: Stats,
@@ -289,7 +270,6 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
             leader_contact: 0,
             election_timeout,
             out: Vec::with_capacity(4 * window.max(16)),
-            local: VecDeque::with_capacity(window.max(16)),
             decided: Vec::with_capacity(window.max(16)),
             events: Vec::with_capacity(8),
             stats: Stats::default(),
@@ -393,21 +373,6 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
     /// could not legitimately send (a ballot it does not own, a role it does not have), are
     /// ignored and counted.
     pub fn step(&mut self, from: ReplicaId, msg: Message<P>) {
-        self.step_one(from, msg);
-        self.drain_local();
-    }
-
-    /// Handles the messages this node sent to itself (its proposer's Accept to its own
-    /// acceptor, that acceptor's Accepted to its own learner, ...) without a trip through the
-    /// driver. Stable writes they cause are covered by the same `sync` as the rest: nothing
-    /// leaves the node before the driver syncs.
-    fn drain_local(&mut self) {
-        while let Some(msg) = self.local.pop_front() {
-            self.step_one(self.id, msg);
-        }
-    }
-
-    fn step_one(&mut self, from: ReplicaId, msg: Message<P>) {
         self.stats.messages_in += 1;
         let Some(from_roles) = self.topo.roles(from) else {
             self.stats.messages_ignored += 1;
@@ -533,16 +498,13 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
         if self.roles.learner {
             self.learner_tick();
         }
-        self.drain_local();
     }
 
     /// Queues a command (opaque bytes) for the log. Only the leader accepts proposals. The
     /// command is copied into the open batch; the batch is sealed when full, on `flush`, or
     /// after `batch_delay_ticks`.
     pub fn propose(&mut self, command: &[u8]) -> Result<(), ProposeError> {
-        let r = self.proposer_propose(command);
-        self.drain_local();
-        r
+        self.proposer_propose(command)
     }
 
     /// Seals the open batch now and proposes what the window allows. Drivers call this after
@@ -551,7 +513,6 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
         if self.roles.proposer {
             self.proposer_flush();
         }
-        self.drain_local();
     }
 
     /// The application installed a snapshot covering every slot below `upto`: the learner
