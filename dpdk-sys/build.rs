@@ -114,6 +114,13 @@ const FUNCTIONS: &[&str] = &[
     "rte_eth_stats_get",
     "rte_eth_stats_reset",
     "rte_eth_link_get_nowait",
+    // rings: lock-free hand-off between lcores, and ports made of rings (in-process links)
+    "rte_ring_create",
+    "rte_ring_free",
+    "rte_ring_count",
+    "rte_ring_enqueue_burst",
+    "rte_ring_dequeue_burst",
+    "rte_eth_from_rings",
     // rte_flow
     "rte_flow_validate",
     "rte_flow_create",
@@ -158,6 +165,7 @@ const TYPES: &[&str] = &[
     "rte_tel_value_type",
     "rte_eth_rx_mq_mode",
     "rte_eth_tx_mq_mode",
+    "rte_ring",
     "rte_rmt_call_main_t",
     "lcore_function_t",
     "telemetry_cb",
@@ -187,6 +195,9 @@ const VARS: &[&str] = &[
     "RTE_ETH_SPEED_NUM_.*",
     "RTE_MBUF_F_.*",
     "RTE_TEL_MAX_.*",
+    "RING_F_.*",
+    "RTE_RING_NAMESIZE",
+    "RTE_ETHDEV_QUEUE_STAT_CNTRS",
 ];
 
 /// Makes every 64-bit flag macro a `u64`, even when its value fits in 32
@@ -308,6 +319,11 @@ fn main() {
         .statik(false)
         .probe("libdpdk")
         .unwrap_or_else(|e| fail("pkg-config could not provide libdpdk", &e));
+
+    // `rte_eth_from_rings` (ports made of rte_rings, for in-process links) lives in the
+    // net_ring PMD, which libdpdk.pc does not list. With `--as-needed` (rustc's default) only
+    // binaries that call it depend on it.
+    println!("cargo:rustc-link-lib=dylib=rte_net_ring");
 
     let cflags = dpdk_cflags();
 

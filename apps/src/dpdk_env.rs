@@ -1,5 +1,6 @@
 //! The DPDK side of the binaries: EAL, one mbuf pool, every port the EAL arguments made
-//! (configured, started), and endpoints on them. Everything here runs on the main lcore.
+//! (configured, started, with one queue pair per lane), and endpoints on them. Setup and
+//! shutdown run on the main lcore; [`lane_ios`] runs on a lane's worker lcore.
 //!
 //! Shutdown order (see `dataplane::dpdk`): drop every transport and driver first, then
 //! [`DpdkEnv::shutdown`] closes the ports, drops the pool and cleans up the EAL.
@@ -8,8 +9,8 @@ use crate::cli::{self, AppError};
 use crate::routed::RoutedIo;
 use dataplane::counters::Counters;
 use dataplane::dpdk::{
-    open_endpoints, pinned_mbufs, DpdkIo, DpdkIoConfig, Eal, Mempool, PoolSizing, Port, PortConfig,
-    PortId, Socket, Tsc, BURST,
+    open_endpoints, pinned_mbufs, steer_lanes, DpdkIo, DpdkIoConfig, Eal, Handoff, Mempool,
+    PoolSizing, Port, PortConfig, PortId, SharedQueue, Socket, Steering, Tsc, BURST,
 };
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -23,6 +24,10 @@ pub const DATA_ROOM: u16 = 2048 + 128;
 pub const POOL_CACHE: u32 = 256;
 /// Drivers whose links are memory copies (no UDP checksum needed).
 pub const TRUSTED_DRIVERS: [&str; 2] = ["net_memif", "net_ring"];
+/// Drivers whose queue `i` is paired with the peer's queue `i` and whose queue count is
+/// negotiated with the peer: a lane on a queue the peer did not open would transmit into
+/// nothing. They get one queue (and the node one lane).
+pub const PEER_PAIRED_DRIVERS: [&str; 1] = ["net_memif"];
 /// Decided slots a node may keep beyond the window before the log is trimmed (for sizing).
 pub const TRIM_LAG_SLOTS: u32 = 8192;
 
@@ -31,6 +36,8 @@ pub struct DpdkEnv {
     pub ports: Vec<Port>,
     pub pool: Arc<Mempool>,
     pub tsc: Tsc,
+    /// RX/TX queue pairs per port (one per lane; 1 without lanes).
+    pub queues: u16,
     eal: Option<Eal>,
     prefix: Option<String>,
 }
@@ -48,6 +55,19 @@ impl DpdkEnv {
         window: u32,
         holders: u32,
     ) -> Result<DpdkEnv, AppError> {
+        DpdkEnv::init_with_queues(eal_args, pool_name, window, holders, |_| Ok(1))
+    }
+
+    /// As [`init`](Self::init), with `want(&eal)` queue pairs per port (one per lane) where
+    /// every port offers that many; otherwise one (logged), and [`queues`](Self::queues)
+    /// says which.
+    pub fn init_with_queues(
+        eal_args: &[String],
+        pool_name: &str,
+        window: u32,
+        holders: u32,
+        want: impl FnOnce(&Eal) -> Result<u16, AppError>,
+    ) -> Result<DpdkEnv, AppError> {
         let (eal, rest) = Eal::init(eal_args).map_err(|e| {
             cli::usage(format!(
                 "EAL initialisation failed ({e}); EAL options go before `--` (see docs/operations.md)"
@@ -63,8 +83,31 @@ impl DpdkEnv {
                  e.g. --vdev=net_memif0,role=server,socket=/tmp/x.sock,socket-abstract=no",
             ));
         }
+        let want = want(&eal)?.max(1);
+        let mut queues = want;
+        for id in 0..n {
+            let (rx, tx) = Port::max_queues(PortId(id))
+                .map_err(|e| cli::runtime(format!("port {id}: {e}")))?;
+            let driver = Port::driver_of(PortId(id)).unwrap_or_default();
+            if want > 1 && PEER_PAIRED_DRIVERS.contains(&driver.as_str()) {
+                log::warn!(
+                    "port {id} ({driver}): queue i pairs with the peer's queue i and the peer \
+                     decides how many exist (paxos-client opens one): every port gets one \
+                     queue and all groups share one lane (software dispatch on one lcore)"
+                );
+                queues = 1;
+            } else if rx.min(tx) < want {
+                log::warn!(
+                    "port {id} ({driver}) offers {rx} RX / {tx} TX queues, fewer than the {want} \
+                     lanes: every port gets one queue and all groups share one lane (software \
+                     dispatch on one lcore)"
+                );
+                queues = 1;
+            }
+        }
         let sizing = PoolSizing {
-            ports: u32::from(n),
+            // Descriptors are per queue: count each queue pair as a port.
+            ports: u32::from(n) * u32::from(queues),
             rx_desc: u32::from(DESCRIPTORS),
             tx_desc: u32::from(DESCRIPTORS),
             lcores: eal.lcore_count(),
@@ -75,8 +118,13 @@ impl DpdkEnv {
         let pool = Mempool::new(pool_name, sizing.mbufs(), POOL_CACHE, DATA_ROOM, Socket::Any)
             .map_err(dpdk_err("mempool"))?;
         let pool = Arc::new(pool);
-        let cfg =
-            PortConfig { rx_desc: DESCRIPTORS, tx_desc: DESCRIPTORS, ..PortConfig::default() };
+        let cfg = PortConfig {
+            n_rx: queues,
+            n_tx: queues,
+            rx_desc: DESCRIPTORS,
+            tx_desc: DESCRIPTORS,
+            ..PortConfig::default()
+        };
         let mut ports = Vec::new();
         for id in 0..n {
             let mut p = Port::configure(PortId(id), &cfg, &pool)
@@ -87,7 +135,7 @@ impl DpdkEnv {
             ports.push(p);
         }
         let tsc = Tsc::new(&eal);
-        Ok(DpdkEnv { ports, pool, tsc, eal: Some(eal), prefix })
+        Ok(DpdkEnv { ports, pool, tsc, queues, eal: Some(eal), prefix })
     }
 
     pub fn eal(&self) -> &Eal {
@@ -131,6 +179,35 @@ impl DpdkEnv {
         Ok(per_endpoint.into_iter().map(|links| RoutedIo::new(links, routes.to_vec())).collect())
     }
 
+    /// Lanes: `lanes[i]` = the (IPv4, UDP port) endpoints lane `i` serves on queue `i` of
+    /// every port. Steers by UDP port with `rte_flow` where a port accepts it, else sets up
+    /// the software hand-off; returns each port's [`Handoff`] (for [`lane_ios`]).
+    pub fn open_lanes(
+        &mut self,
+        lanes: &[Vec<(Ipv4Addr, u16)>],
+    ) -> Result<Vec<Arc<Handoff>>, AppError> {
+        let udp_ports: Vec<Vec<u16>> =
+            lanes.iter().map(|l| l.iter().map(|e| e.1).collect()).collect();
+        let mut handoffs = Vec::new();
+        for port in &mut self.ports {
+            let id = port.id().0;
+            let steering = steer_lanes(port, &udp_ports)
+                .map_err(|e| cli::runtime(format!("port {id}: lanes: {e}")))?;
+            let how = match steering {
+                Steering::FlowRules => "rte_flow rules steer each group's UDP port to its queue",
+                Steering::Software if lanes.len() > 1 => {
+                    "no rte_flow: frames for another lane are handed to it in software"
+                }
+                Steering::Software => "one lane",
+            };
+            log::info!("port {id} ({}): {} lane(s): {how}", port.driver(), lanes.len());
+            let h = Handoff::new(&format!("p{id}"), lanes, &self.pool)
+                .map_err(|e| cli::runtime(format!("port {id}: hand-off rings: {e}")))?;
+            handoffs.push(h);
+        }
+        Ok(handoffs)
+    }
+
     /// Waits (bounded) until every port's link is up; returns the ports still down.
     pub fn wait_links(&self, timeout: Duration, stop: &std::sync::atomic::AtomicBool) -> Vec<u16> {
         let start = Instant::now();
@@ -168,4 +245,40 @@ impl DpdkEnv {
         }
         Ok(())
     }
+}
+
+/// On lane `lane`'s lcore: one transport per endpoint over queue `lane` of every port (a
+/// [`SharedQueue::on_lane`] per port, shared by the lane's endpoints), as a [`RoutedIo`] with
+/// `routes`. Build it on the lane's lcore (the transports are `!Send`).
+pub fn lane_ios(
+    ports: &[Port],
+    pool: &Arc<Mempool>,
+    handoffs: &[Arc<Handoff>],
+    lane: usize,
+    endpoints: &[(DpdkIoConfig, Arc<Counters>)],
+    routes: &[(Ipv4Addr, usize)],
+) -> Result<Vec<RoutedIo<DpdkIo>>, String> {
+    let queues = ports
+        .iter()
+        .zip(handoffs)
+        .map(|(p, h)| {
+            SharedQueue::on_lane(p, h, lane).map_err(|e| format!("port {}: {e}", p.id().0))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    endpoints
+        .iter()
+        .map(|(cfg, counters)| {
+            let links = ports
+                .iter()
+                .zip(&queues)
+                .map(|(p, q)| {
+                    let trust_link = TRUSTED_DRIVERS.contains(&p.driver());
+                    let cfg = DpdkIoConfig { trust_link, ..cfg.clone() };
+                    DpdkIo::on_shared(p, q, Arc::clone(pool), &cfg, Arc::clone(counters))
+                        .map_err(|e| format!("port {}: {e}", p.id().0))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(RoutedIo::new(links, routes.to_vec()))
+        })
+        .collect()
 }

@@ -1,22 +1,60 @@
-//! `paxos-node --transport dpdk`: every group on the main lcore, over every DPDK port.
+//! `paxos-node --transport dpdk`.
+//!
+//! * **Lanes** (the EAL has worker lcores, e.g. `-l 0-2` or `--lcores=0@0,1@1,2@1`): each
+//!   group runs on a worker lcore (`member.lcores[g]` from the cluster file, else the workers
+//!   in turn: group index `i` on worker `i mod W`), and each lcore used is a *lane* with its
+//!   own RX/TX queue pair on every port (lane `i` = queue `i`). Frames reach their lane by
+//!   `rte_flow` rules on the UDP destination port where the device has them, else by the
+//!   software hand-off (`dataplane::dpdk::lanes`). A device with fewer queues than lanes
+//!   collapses everything onto one lane (logged). The main lcore prints the stats, serves
+//!   telemetry (lock-free counters), watches the stop flag and the lanes, then waits for them
+//!   and closes the ports.
+//! * **Main lcore only** (no workers): every group on the main lcore, polled round robin,
+//!   one queue per port with software dispatch.
 
 use crate::cli::{self, AppError, Idle};
 use crate::config::{Cluster, MemberInfo};
-use crate::dpdk_env::DpdkEnv;
+use crate::dpdk_env::{lane_ios, DpdkEnv};
 use crate::kvapp::KvApp;
 use crate::node::{driver_config, final_line, GroupHandle, GroupState, NodeArgs, StatsPrinter};
 use dataplane::counters::Counters;
-use dataplane::dpdk::{telemetry, DpdkIoConfig};
+use dataplane::dpdk::{telemetry, DpdkIoConfig, Eal, Handoff, LcoreId, Port};
 use dataplane::driver::GroupDriver;
+use dataplane::idle::IdlePolicy;
 use dataplane::io::Endpoint;
 use dataplane::wire::MacAddr;
 use paxos_core::ReplicaId;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Polls between two looks at the clock for stats and the stop flag (a power of two).
 const CHECK_EVERY: u32 = 64;
+
+/// How often the main lcore looks at the stop flag and the lanes while lanes run.
+const MAIN_TICK: Duration = Duration::from_millis(10);
+
+/// One worker lcore, its queue (its index in the plan) and the endpoints it serves.
+#[derive(Debug)]
+struct Lane {
+    lcore: LcoreId,
+    /// Indexes into the (member, group) endpoint list.
+    endpoints: Vec<usize>,
+}
+
+/// Everything a lane needs, borrowed from the main lcore's stack for the lanes' lifetime.
+struct Shared<'a> {
+    opts: &'a NodeArgs,
+    cluster: &'a Cluster,
+    handles: &'a [(GroupHandle, &'a MemberInfo)],
+    endpoints: &'a [(DpdkIoConfig, Arc<Counters>)],
+    routes: &'a [(Ipv4Addr, usize)],
+    idle: IdlePolicy,
+    stop: &'a AtomicBool,
+    /// Lanes that have built their drivers (the ready line waits for all of them).
+    ready: AtomicUsize,
+}
 
 pub fn run(
     opts: &NodeArgs,
@@ -32,9 +70,11 @@ pub fn run(
              here); use yield when cores are shared, spin when dedicated",
         ));
     }
-    let idle = opts.idle.policy();
     let holders = (members.len() * groups.len()) as u32;
-    let mut env = DpdkEnv::init(eal_args, "paxos_node", cluster.raw.window, holders)?;
+    let mut env =
+        DpdkEnv::init_with_queues(eal_args, "paxos_node", cluster.raw.window, holders, |eal| {
+            Ok(plan_lanes(eal, members, groups)?.map_or(1, |l| l.len() as u16))
+        })?;
     let routes = opts
         .routes
         .iter()
@@ -67,9 +107,384 @@ pub fn run(
             (cfg, Arc::clone(&h.counters))
         })
         .collect();
-    let ios = env.open(&endpoints, &routes)?;
+    match plan_lanes(env.eal(), members, groups)? {
+        None => {
+            if members.iter().any(|m| !m.lcores.is_empty()) {
+                log::warn!(
+                    "the cluster file names lcores, but the EAL has no worker lcores (give \
+                     e.g. -l 0-{} before `--`): every group runs on the main lcore",
+                    groups.len()
+                );
+            }
+            run_on_main(opts, env, members, groups, cluster, &handles, &endpoints, &routes, stop)
+        }
+        Some(mut lanes) => {
+            if usize::from(env.queues) < lanes.len() {
+                // The device cannot give every lane a queue (logged by DpdkEnv): one lane.
+                let endpoints = lanes.iter().flat_map(|l| l.endpoints.clone()).collect();
+                lanes = vec![Lane { lcore: lanes[0].lcore, endpoints }];
+            }
+            let shared = Shared {
+                opts,
+                cluster,
+                handles: &handles,
+                endpoints: &endpoints,
+                routes: &routes,
+                idle: opts.idle.policy(),
+                stop,
+                ready: AtomicUsize::new(0),
+            };
+            run_lanes(&shared, &mut env, members, groups, &lanes)?;
+            env.shutdown()?;
+            log::info!("stopped");
+            Ok(())
+        }
+    }
+}
+
+/// Which worker lcore serves each (member, group) endpoint (member-major order, as the
+/// endpoint list); `None` if the EAL has no worker lcores.
+fn plan_lanes(
+    eal: &Eal,
+    members: &[MemberInfo],
+    groups: &[u16],
+) -> Result<Option<Vec<Lane>>, AppError> {
+    let workers = eal.worker_lcores();
+    if workers.is_empty() {
+        return Ok(None);
+    }
+    let mut lanes: Vec<Lane> = Vec::new();
+    let mut group_lcore: Vec<(u16, LcoreId)> = Vec::new();
+    let mut e = 0;
+    for me in members {
+        for (i, &g) in groups.iter().enumerate() {
+            let lcore = if me.lcores.is_empty() {
+                workers[i % workers.len()]
+            } else {
+                let l = LcoreId(me.lcores[usize::from(g)]);
+                if !workers.contains(&l) {
+                    return Err(cli::usage(format!(
+                        "member {} lcores: group {g} on lcore {}, which is not a worker lcore of \
+                         the EAL (workers {:?}, main {}); give it in -l/--lcores",
+                        me.id.0,
+                        l.0,
+                        workers.iter().map(|w| w.0).collect::<Vec<_>>(),
+                        eal.main_lcore().0
+                    )));
+                }
+                l
+            };
+            // Members in one process share each group's lane (their frames to each other
+            // never leave it).
+            match group_lcore.iter().find(|(gg, _)| *gg == g) {
+                Some((_, l)) if *l != lcore => {
+                    return Err(cli::usage(format!(
+                        "member {} lcores: group {g} on lcore {}, but another member of this \
+                         process has it on lcore {}; members in one process must agree",
+                        me.id.0, lcore.0, l.0
+                    )));
+                }
+                Some(_) => {}
+                None => group_lcore.push((g, lcore)),
+            }
+            match lanes.iter_mut().find(|l| l.lcore == lcore) {
+                Some(l) => l.endpoints.push(e),
+                None => lanes.push(Lane { lcore, endpoints: vec![e] }),
+            }
+            e += 1;
+        }
+    }
+    Ok(Some(lanes))
+}
+
+/// Registers `/paxos/stats` and `/paxos/lcores` (entries in endpoint order, each with the
+/// lcore that writes its counters).
+fn register_telemetry(eal: &Eal, handles: &[GroupHandle], lcore_of: &[LcoreId]) {
+    let entries = handles
+        .iter()
+        .zip(lcore_of)
+        .map(|(h, &lcore)| telemetry::TelemetryEntry { lcore, counters: Arc::clone(&h.counters) })
+        .collect();
+    if telemetry::set_registry(entries).is_ok() {
+        if let Err(e) = telemetry::register_commands(eal) {
+            log::warn!("telemetry: /paxos/stats not registered: {e}");
+        }
+    }
+}
+
+fn print_port_stats(env: &DpdkEnv) {
+    for p in &env.ports {
+        if let Ok(s) = p.stats() {
+            println!(
+                "final port={} ({}) ipackets={} opackets={} imissed={} ierrors={} oerrors={} rx_nombuf={}",
+                p.id().0,
+                p.driver(),
+                s.ipackets,
+                s.opackets,
+                s.imissed,
+                s.ierrors,
+                s.oerrors,
+                s.rx_nombuf
+            );
+        }
+        if env.queues > 1 {
+            if let Ok(qs) = p.queue_stats() {
+                for (q, (rx, tx)) in qs.iter().enumerate() {
+                    println!("final port={} queue={q} ipackets={rx} opackets={tx}", p.id().0);
+                }
+            }
+        }
+    }
+}
+
+/// The lanes' hand-off counters (summed over ports), one line per lane.
+fn lane_lines(prefix: &str, lanes: &[Lane], handoffs: &[Arc<Handoff>]) -> Vec<String> {
+    lanes
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let sum = |f: &dyn Fn(&Handoff) -> u64| handoffs.iter().map(|h| f(h)).sum::<u64>();
+            format!(
+                "{prefix} lane={i} lcore={} queue={i} groups={} handed_out={} handed_in={} handoff_full={}",
+                l.lcore.0,
+                l.endpoints.len(),
+                sum(&|h| h.stats(i).handed_out.get()),
+                sum(&|h| h.stats(i).handed_in.get()),
+                sum(&|h| h.stats(i).handoff_full.get()),
+            )
+        })
+        .collect()
+}
+
+/// Sets the stop flag when dropped (however the main lcore's part ends, the lanes stop and
+/// the scope's wait for them returns).
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+fn run_lanes(
+    sh: &Shared<'_>,
+    env: &mut DpdkEnv,
+    members: &[MemberInfo],
+    groups: &[u16],
+    lanes: &[Lane],
+) -> Result<(), AppError> {
+    let lane_eps: Vec<Vec<(Ipv4Addr, u16)>> = lanes
+        .iter()
+        .map(|l| {
+            l.endpoints
+                .iter()
+                .map(|&e| (sh.endpoints[e].0.ip, sh.endpoints[e].0.udp_port))
+                .collect()
+        })
+        .collect();
+    let handoffs = env.open_lanes(&lane_eps)?;
+    let mut lcore_of = vec![LcoreId(0); sh.handles.len()];
+    for l in lanes {
+        for &e in &l.endpoints {
+            lcore_of[e] = l.lcore;
+        }
+    }
+    let plain: Vec<GroupHandle> = sh.handles.iter().map(|(h, _)| h.clone()).collect();
+    register_telemetry(env.eal(), &plain, &lcore_of);
+    for (i, l) in lanes.iter().enumerate() {
+        let served: Vec<String> = l
+            .endpoints
+            .iter()
+            .map(|&e| format!("m{}/g{}", sh.handles[e].0.member, sh.handles[e].0.group))
+            .collect();
+        log::info!(
+            "lane {i}: lcore {} queue {i} serves {} (idle {})",
+            l.lcore.0,
+            served.join(" "),
+            sh.idle
+        );
+    }
+    for me in members {
+        log::info!(
+            "member {} serving group(s) {groups:?} at {} ({}) on {} DPDK port(s), {} lane(s); main lcore {} prints stats",
+            me.id.0,
+            me.ip,
+            MacAddr(me.mac),
+            env.ports.len(),
+            lanes.len(),
+            env.eal().main_lcore().0
+        );
+    }
+    let down = env.wait_links(Duration::ZERO, sh.stop);
+    if !down.is_empty() {
+        log::info!(
+            "port(s) {down:?} not up yet (a memif peer that has not connected); polling anyway"
+        );
+    }
+    let env_ref: &DpdkEnv = env;
+    let (ports, pool, tsc) = (&env_ref.ports[..], &env_ref.pool, env_ref.tsc);
+    let handoffs_ref = &handoffs[..];
+    let result = env_ref.eal().scope(|s| -> Result<Vec<String>, AppError> {
+        let _stop = StopOnDrop(sh.stop);
+        let mut jobs = Vec::new();
+        for (i, l) in lanes.iter().enumerate() {
+            let job = s
+                .spawn(l.lcore, move || lane_main(sh, ports, pool, handoffs_ref, tsc, i, l))
+                .map_err(|e| {
+                    cli::runtime(format!("lane {i}: cannot launch on lcore {}: {e}", l.lcore.0))
+                })?;
+            jobs.push(job);
+        }
+        // The ready line once every lane has its drivers (or one gave up).
+        while sh.ready.load(Ordering::Acquire) < lanes.len()
+            && !jobs.iter().any(|j| j.is_finished())
+            && !sh.stop.load(Ordering::Relaxed)
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        crate::node::print_ready(members, groups, "dpdk");
+        let handles: Vec<GroupHandle> = sh.handles.iter().map(|(h, _)| h.clone()).collect();
+        let mut printer = StatsPrinter::new(handles.len());
+        let every =
+            (sh.opts.stats_interval > 0.0).then(|| Duration::from_secs_f64(sh.opts.stats_interval));
+        let mut next_stats = every.map(|e| Instant::now() + e);
+        let mut links_up = down.is_empty();
+        let mut next_links = Instant::now();
+        let mut early = None;
+        loop {
+            std::thread::sleep(MAIN_TICK);
+            if sh.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            if let Some(j) = jobs.iter().find(|j| j.is_finished()) {
+                early = Some(j.lcore());
+                break;
+            }
+            if !links_up && Instant::now() >= next_links {
+                next_links = Instant::now() + Duration::from_secs(1);
+                if env_ref.wait_links(Duration::ZERO, sh.stop).is_empty() {
+                    log::info!("all DPDK links up");
+                    links_up = true;
+                }
+            }
+            if let (Some(at), Some(e)) = (next_stats, every) {
+                if Instant::now() >= at {
+                    printer.print_all(&handles);
+                    for line in lane_lines("stats", lanes, handoffs_ref) {
+                        println!("{line}");
+                    }
+                    next_stats = Some(at + e);
+                }
+            }
+        }
+        if let Some(l) = early {
+            log::error!("the lane on lcore {} stopped on its own; stopping", l.0);
+        }
+        sh.stop.store(true, Ordering::Relaxed);
+        let mut lines = Vec::new();
+        let mut failed = Vec::new();
+        for job in jobs {
+            let lcore = job.lcore().0;
+            match job.join() {
+                Ok(Ok(mut l)) => lines.append(&mut l),
+                Ok(Err(e)) => failed.push(format!("lane on lcore {lcore}: {e}")),
+                Err(p) => failed.push(p.to_string()),
+            }
+        }
+        if failed.is_empty() {
+            Ok(lines)
+        } else {
+            Err(cli::runtime(failed.join("; ")))
+        }
+    });
+    let lines = result?;
+    for l in lines {
+        println!("{l}");
+    }
+    for l in lane_lines("final", lanes, &handoffs) {
+        println!("{l}");
+    }
+    print_port_stats(env);
+    // The hand-off rings hold pool mbufs: free them before the pool goes.
+    drop(handoffs);
+    Ok(())
+}
+
+/// A lane, on its worker lcore: builds its transports and drivers (they are `!Send`), polls
+/// them until the stop flag, and returns the final counter lines.
+fn lane_main(
+    sh: &Shared<'_>,
+    ports: &[Port],
+    pool: &Arc<dataplane::dpdk::Mempool>,
+    handoffs: &[Arc<Handoff>],
+    tsc: dataplane::dpdk::Tsc,
+    index: usize,
+    lane: &Lane,
+) -> Result<Vec<String>, String> {
+    let eps: Vec<(DpdkIoConfig, Arc<Counters>)> =
+        lane.endpoints.iter().map(|&e| sh.endpoints[e].clone()).collect();
+    let ios = lane_ios(ports, pool, handoffs, index, &eps, sh.routes)?;
     let mut drivers = Vec::new();
-    for (io, (h, me)) in ios.into_iter().zip(&handles) {
+    let mut handles = Vec::new();
+    for (io, &e) in ios.into_iter().zip(&lane.endpoints) {
+        let (h, me) = &sh.handles[e];
+        let g = h.group;
+        let cfg = driver_config(sh.cluster, me, g, sh.idle, |m| {
+            Endpoint::new(MacAddr(m.mac), m.ip, sh.cluster.port(g))
+        })
+        .map_err(|e| e.to_string())?;
+        let d =
+            GroupDriver::new(cfg, io, KvApp::new(sh.opts.max_sessions), Arc::clone(&h.counters))
+                .map_err(|e| format!("group {g}: {e}"))?;
+        drivers.push(d);
+        handles.push(h);
+    }
+    sh.ready.fetch_add(1, Ordering::Release);
+    let mut i: u32 = 0;
+    loop {
+        let now = tsc.now_ns();
+        let mut work = 0;
+        for d in &mut drivers {
+            work += d.poll(now);
+        }
+        if work == 0 {
+            sh.idle.idle();
+        }
+        i = i.wrapping_add(1);
+        if i & (CHECK_EVERY - 1) != 0 {
+            continue;
+        }
+        for (d, h) in drivers.iter().zip(&handles) {
+            h.state.update(d);
+        }
+        if sh.stop.load(Ordering::Relaxed) {
+            break;
+        }
+    }
+    Ok(drivers
+        .iter()
+        .zip(&handles)
+        .map(|(d, h)| final_line(h.member, h.group, &h.counters, d.app()))
+        .collect())
+}
+
+/// Every group on the main lcore (the EAL has no worker lcores).
+#[allow(clippy::too_many_arguments)]
+fn run_on_main(
+    opts: &NodeArgs,
+    mut env: DpdkEnv,
+    members: &[MemberInfo],
+    groups: &[u16],
+    cluster: &Cluster,
+    handles: &[(GroupHandle, &MemberInfo)],
+    endpoints: &[(DpdkIoConfig, Arc<Counters>)],
+    routes: &[(Ipv4Addr, usize)],
+    stop: &Arc<AtomicBool>,
+) -> Result<(), AppError> {
+    let idle = opts.idle.policy();
+    let ios = env.open(endpoints, routes)?;
+    let mut drivers = Vec::new();
+    for (io, (h, me)) in ios.into_iter().zip(handles) {
         let g = h.group;
         let cfg = driver_config(cluster, me, g, idle, |m| {
             Endpoint::new(MacAddr(m.mac), m.ip, cluster.port(g))
@@ -78,17 +493,9 @@ pub fn run(
             .map_err(|e| cli::usage(format!("group {g}: {e}")))?;
         drivers.push(d);
     }
-    let handles: Vec<GroupHandle> = handles.into_iter().map(|(h, _)| h).collect();
+    let handles: Vec<GroupHandle> = handles.iter().map(|(h, _)| h.clone()).collect();
     let main = env.eal().main_lcore();
-    let entries = handles
-        .iter()
-        .map(|h| telemetry::TelemetryEntry { lcore: main, counters: Arc::clone(&h.counters) })
-        .collect();
-    if telemetry::set_registry(entries).is_ok() {
-        if let Err(e) = telemetry::register_commands(env.eal()) {
-            log::warn!("telemetry: /paxos/stats not registered: {e}");
-        }
-    }
+    register_telemetry(env.eal(), &handles, &vec![main; handles.len()]);
     for me in members {
         log::info!(
             "member {} serving group(s) {groups:?} at {} ({}) on {} DPDK port(s), main lcore {}, idle {}",
@@ -150,21 +557,7 @@ pub fn run(
     for (d, h) in drivers.iter().zip(&handles) {
         println!("{}", final_line(h.member, h.group, &h.counters, d.app()));
     }
-    for p in &env.ports {
-        if let Ok(s) = p.stats() {
-            println!(
-                "final port={} ({}) ipackets={} opackets={} imissed={} ierrors={} oerrors={} rx_nombuf={}",
-                p.id().0,
-                p.driver(),
-                s.ipackets,
-                s.opackets,
-                s.imissed,
-                s.ierrors,
-                s.oerrors,
-                s.rx_nombuf
-            );
-        }
-    }
+    print_port_stats(&env);
     drop(drivers);
     env.shutdown()?;
     log::info!("stopped");

@@ -17,7 +17,12 @@
 //! excepted), so single-process mode needs this loopback. It costs the same peek per
 //! transmitted frame.
 //!
-//! # Several queues of one port
+//! # Several queues of one port, one lcore each
+//!
+//! See [`super::lanes`]: each lane (worker lcore) reads its own queue through a
+//! [`SharedQueue::on_lane`], which passes frames for other lanes on through a lock-free ring.
+//!
+//! # Several queues of one port, one lcore
 //!
 //! [`steer_by_udp_port`] gives endpoint `i` RX queue `i` with an `rte_flow` rule on its UDP
 //! destination port when the device supports flow rules; each lcore then builds its own
@@ -38,9 +43,11 @@ use dpdk_sys as sys;
 
 use super::error::DpdkError;
 use super::io::{DpdkIo, DpdkIoConfig, BURST};
+use super::lanes::Handoff;
 use super::mbuf::Mbuf;
 use super::mempool::Mempool;
 use super::port::{Port, PortId, QueueId};
+use super::ring::RingConsumer;
 use crate::counters::Counters;
 use crate::wire::MacAddr;
 
@@ -55,6 +62,14 @@ pub struct SharedQueue {
     endpoints: RefCell<Vec<SharedEndpoint>>,
     rx: RefCell<[*mut sys::rte_mbuf; BURST]>,
     overflows: Cell<u64>,
+    lane: Option<LaneLink>,
+}
+
+/// A lane's place in its port's [`Handoff`].
+struct LaneLink {
+    handoff: Arc<Handoff>,
+    lane: usize,
+    consumer: RefCell<RingConsumer>,
 }
 
 struct SharedEndpoint {
@@ -73,7 +88,47 @@ impl SharedQueue {
             endpoints: RefCell::new(Vec::new()),
             rx: RefCell::new([ptr::null_mut(); BURST]),
             overflows: Cell::new(0),
+            lane: None,
         })
+    }
+
+    /// Lane `lane`'s handle on RX/TX queue `lane` of `port` (started): frames it receives
+    /// for other lanes go to their `handoff` rings, and it takes in what other lanes pass to
+    /// it. Build it on the lane's lcore; one per (port, lane).
+    pub fn on_lane(
+        port: &Port,
+        handoff: &Arc<Handoff>,
+        lane: usize,
+    ) -> Result<Rc<SharedQueue>, DpdkError> {
+        let queue = QueueId(u16::try_from(lane).unwrap_or(u16::MAX));
+        let (n_rx, n_tx) = port.queues();
+        if lane >= handoff.lanes() || queue.0 >= n_rx || queue.0 >= n_tx {
+            return Err(DpdkError::invalid(
+                "SharedQueue::on_lane",
+                format!(
+                    "lane {lane}: {} lanes, port {} has {n_rx} RX / {n_tx} TX queues",
+                    handoff.lanes(),
+                    port.id().0
+                ),
+            ));
+        }
+        let consumer = handoff.take_consumer(lane).ok_or_else(|| {
+            DpdkError::invalid("SharedQueue::on_lane", format!("lane {lane} already has a queue"))
+        })?;
+        // One lane has nobody to hand frames to: skip the per-frame lookup.
+        let link = (handoff.lanes() > 1).then(|| LaneLink {
+            handoff: Arc::clone(handoff),
+            lane,
+            consumer: RefCell::new(consumer),
+        });
+        Ok(Rc::new(SharedQueue {
+            port: port.id(),
+            queue,
+            endpoints: RefCell::new(Vec::new()),
+            rx: RefCell::new([ptr::null_mut(); BURST]),
+            overflows: Cell::new(0),
+            lane: link,
+        }))
     }
 
     /// Frames dropped because the target endpoint's inbox was full (not read for a while).
@@ -121,7 +176,8 @@ impl SharedQueue {
         self.endpoints.borrow_mut()[index].inbox.pop_front()
     }
 
-    /// One RX burst, filed into the endpoints' inboxes.
+    /// One RX burst, filed into the endpoints' inboxes (on a lane: frames for other lanes
+    /// passed on, then what other lanes passed to this one filed too).
     pub(super) fn poll(&self) {
         let mut rx = self.rx.borrow_mut();
         // SAFETY: rx has room for BURST pointers; this queue has one poller (this object, on
@@ -138,14 +194,36 @@ impl SharedQueue {
         for &p in &rx[..n] {
             // SAFETY: rx_burst returned n fresh mbufs whose references we now own.
             let Some(m) = (unsafe { Mbuf::from_raw(p) }) else { continue };
-            let target = route(m.data(), &eps);
-            let ep = &mut eps[target];
-            if ep.inbox.len() >= INBOX_CAPACITY {
-                self.overflows.set(self.overflows.get() + 1);
-                continue; // m dropped: freed
+            if let Some(link) = &self.lane {
+                let to = link.handoff.lane_of(m.data(), link.lane);
+                if to != link.lane {
+                    link.handoff.pass(link.lane, to, m);
+                    continue;
+                }
             }
-            ep.inbox.push_back(m);
+            self.file(&mut eps, m);
         }
+        if let Some(link) = &self.lane {
+            let got = link.consumer.borrow_mut().dequeue_raw(&mut rx[..]);
+            link.handoff.stats(link.lane).handed_in.add(got as u64);
+            for &p in &rx[..got] {
+                // SAFETY: the ring held these references; the single consumer now owns them.
+                let Some(m) = (unsafe { Mbuf::from_raw(p) }) else { continue };
+                self.file(&mut eps, m);
+            }
+        }
+    }
+
+    /// Files `m` in the inbox of the endpoint it is for (freed and counted if full).
+    #[inline]
+    fn file(&self, eps: &mut [SharedEndpoint], m: Mbuf) {
+        let target = route(m.data(), eps);
+        let ep = &mut eps[target];
+        if ep.inbox.len() >= INBOX_CAPACITY {
+            self.overflows.set(self.overflows.get() + 1);
+            return; // m dropped: freed
+        }
+        ep.inbox.push_back(m);
     }
 }
 
@@ -156,17 +234,23 @@ fn udp_dst_port(frame: &[u8]) -> Option<u16> {
     frame.get(14 + ihl + 2..14 + ihl + 4).map(|b| u16::from_be_bytes([b[0], b[1]]))
 }
 
+/// The destination IPv4 address of an IPv4 frame (with its UDP destination port) or the
+/// target address of an ARP frame; `(None, None)` for anything else.
+#[inline]
+pub(super) fn frame_key(frame: &[u8]) -> (Option<Ipv4Addr>, Option<u16>) {
+    let ip_at = |off: usize| frame.get(off..off + 4).map(|b| Ipv4Addr::new(b[0], b[1], b[2], b[3]));
+    match frame.get(12..14) {
+        Some([0x08, 0x00]) => (ip_at(30), udp_dst_port(frame)),
+        Some([0x08, 0x06]) => (ip_at(14 + 24), None),
+        _ => (None, None),
+    }
+}
+
 /// Which endpoint a frame goes to: exact (IPv4, UDP port) match, else the first endpoint with
 /// that IP (ARP by target IP), else endpoint 0 (which classifies and counts it).
 #[inline]
 fn route(frame: &[u8], eps: &[SharedEndpoint]) -> usize {
-    let ip_at = |off: usize| frame.get(off..off + 4).map(|b| Ipv4Addr::new(b[0], b[1], b[2], b[3]));
-    let (ip, port) = match frame.get(12..14) {
-        Some([0x08, 0x00]) => (ip_at(30), udp_dst_port(frame)),
-        Some([0x08, 0x06]) => (ip_at(14 + 24), None),
-        _ => (None, None),
-    };
-    let Some(ip) = ip else { return 0 };
+    let (Some(ip), port) = frame_key(frame) else { return 0 };
     if let Some(port) = port {
         if let Some(i) = eps.iter().position(|e| e.ip == ip && e.udp_port == port) {
             return i;
@@ -175,12 +259,15 @@ fn route(frame: &[u8], eps: &[SharedEndpoint]) -> usize {
     eps.iter().position(|e| e.ip == ip).unwrap_or(0)
 }
 
-/// How [`steer_by_udp_port`] separated the endpoints.
+/// How [`steer_by_udp_port`] (one lcore) or [`steer_lanes`](super::lanes::steer_lanes)
+/// (one lcore per lane) separated the endpoints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Steering {
-    /// Endpoint `i` owns RX/TX queue `i`; `rte_flow` rules steer by UDP destination port.
+    /// `rte_flow` rules steer by UDP destination port: endpoint (or lane) `i` owns RX queue
+    /// `i`.
     FlowRules,
-    /// All endpoints share queue 0 with software dispatch ([`SharedQueue`]), on one lcore.
+    /// Software: one lcore - all endpoints share queue 0 ([`SharedQueue`] dispatch); lanes -
+    /// frames land where the device puts them and lanes hand them to each other.
     Software,
 }
 

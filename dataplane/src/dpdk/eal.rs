@@ -14,10 +14,9 @@
 //! still alive (or was leaked because mbufs were still out): an mbuf dropped after cleanup
 //! would write to unmapped memory.
 
-use std::ffi::{c_void, CString};
+use std::ffi::CString;
 use std::marker::PhantomData;
 use std::os::raw::{c_char, c_int};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use dpdk_sys as sys;
@@ -31,9 +30,6 @@ const EAL_CLEANED: u8 = 2;
 
 /// Whether this process has called `rte_eal_init` (it may only once).
 static EAL_STATE: AtomicU8 = AtomicU8::new(EAL_NEVER);
-
-/// What a launched closure returns to [`LaunchedLcore::wait`] when it panicked.
-const PANICKED: c_int = c_int::MIN;
 
 /// An lcore id (`rte_lcore_id()`): an EAL thread, pinned to the CPUs `--lcores` gave it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -142,26 +138,6 @@ impl Eal {
         unsafe { sys::rte_lcore_to_socket_id(lcore.0) }
     }
 
-    /// Runs `f` on worker `lcore` (`rte_eal_remote_launch`). Wait for it with
-    /// [`LaunchedLcore::wait`]; dropping the handle also waits. A panic inside `f` is caught
-    /// on the lcore (unwinding across C is undefined) and reported by `wait`.
-    pub fn launch<F>(&self, lcore: LcoreId, f: F) -> Result<LaunchedLcore<'_>, DpdkError>
-    where
-        F: FnOnce() -> i32 + Send + 'static,
-    {
-        let arg = Box::into_raw(Box::new(f)).cast::<c_void>();
-        // SAFETY: `trampoline::<F>` takes back exactly the Box we leaked into `arg`, once; F is
-        // Send + 'static so running it on another thread is sound. If the launch fails the
-        // function never runs and the Box is reclaimed below.
-        let ret = unsafe { sys::rte_eal_remote_launch(Some(trampoline::<F>), arg, lcore.0) };
-        if let Err(e) = check("rte_eal_remote_launch", ret) {
-            // SAFETY: the launch failed, so the trampoline did not and will not take `arg`.
-            drop(unsafe { Box::from_raw(arg.cast::<F>()) });
-            return Err(e);
-        }
-        Ok(LaunchedLcore { lcore, waited: false, _eal: PhantomData })
-    }
-
     /// Waits for every worker lcore, then runs `rte_eal_cleanup`. Refused (with the EAL left
     /// running) while a mempool is alive or leaked, since cleanup unmaps mbuf memory.
     pub fn cleanup(mut self) -> Result<(), DpdkError> {
@@ -199,58 +175,5 @@ impl Drop for Eal {
         if let Err(e) = self.cleanup_inner() {
             log::warn!("EAL not cleaned up: {e}");
         }
-    }
-}
-
-/// A function running on a worker lcore; [`wait`](LaunchedLcore::wait) for its result.
-#[derive(Debug)]
-#[must_use = "dropping the handle waits for the lcore"]
-pub struct LaunchedLcore<'eal> {
-    lcore: LcoreId,
-    waited: bool,
-    _eal: PhantomData<&'eal Eal>,
-}
-
-impl LaunchedLcore<'_> {
-    /// The lcore it runs on.
-    pub fn lcore(&self) -> LcoreId {
-        self.lcore
-    }
-
-    /// Blocks until the function returns; its return value, or an error if it panicked.
-    pub fn wait(mut self) -> Result<i32, DpdkError> {
-        self.waited = true;
-        // SAFETY: the EAL is initialised (we borrow the Eal) and `lcore` is a worker we
-        // launched on.
-        let ret = unsafe { sys::rte_eal_wait_lcore(self.lcore.0) };
-        if ret == PANICKED {
-            Err(DpdkError {
-                op: "rte_eal_remote_launch",
-                code: libc::ECANCELED,
-                msg: format!("the function on lcore {} panicked", self.lcore.0),
-            })
-        } else {
-            Ok(ret)
-        }
-    }
-}
-
-impl Drop for LaunchedLcore<'_> {
-    fn drop(&mut self) {
-        if !self.waited {
-            // SAFETY: as in `wait`.
-            unsafe { sys::rte_eal_wait_lcore(self.lcore.0) };
-        }
-    }
-}
-
-/// Runs the boxed closure `arg` (a `Box<F>` leaked by [`Eal::launch`]) on the lcore.
-unsafe extern "C" fn trampoline<F: FnOnce() -> i32>(arg: *mut c_void) -> c_int {
-    // SAFETY: `arg` is the Box<F> leaked by Eal::launch, handed to exactly one trampoline call.
-    let f = unsafe { Box::from_raw(arg.cast::<F>()) };
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(v) if v == PANICKED => PANICKED + 1,
-        Ok(v) => v,
-        Err(_) => PANICKED,
     }
 }

@@ -141,6 +141,24 @@ impl Port {
         Ok(PortId(id))
     }
 
+    /// The most RX / TX queues the device allows (`rte_eth_dev_info_get`). net_ring vdevs
+    /// made with `--vdev=net_ringN` offer 16 (TX queue i loops back to RX queue i).
+    pub fn max_queues(port: PortId) -> Result<(u16, u16), DpdkError> {
+        let info = dev_info(port)?;
+        Ok((info.max_rx_queues, info.max_tx_queues))
+    }
+
+    /// The driver name of `port` (before it is configured).
+    pub fn driver_of(port: PortId) -> Result<String, DpdkError> {
+        let info = dev_info(port)?;
+        Ok(if info.driver_name.is_null() {
+            String::new()
+        } else {
+            // SAFETY: driver_name is a static NUL-terminated string owned by the driver.
+            unsafe { CStr::from_ptr(info.driver_name) }.to_string_lossy().into_owned()
+        })
+    }
+
     /// Number of ports DPDK found.
     pub fn count_avail() -> u16 {
         // SAFETY: reads ethdev state; valid once the EAL is initialised (0 before).
@@ -377,6 +395,16 @@ impl Port {
         })
     }
 
+    /// Packets received / sent per queue (`q_ipackets`, `q_opackets`), for the first
+    /// `RTE_ETHDEV_QUEUE_STAT_CNTRS` queues, where the driver fills them (net_ring does).
+    pub fn queue_stats(&self) -> Result<Vec<(u64, u64)>, DpdkError> {
+        let mut s = sys::rte_eth_stats::default();
+        // SAFETY: valid out-pointer.
+        check("rte_eth_stats_get", unsafe { sys::rte_eth_stats_get(self.id.0, &mut s) })?;
+        let n = usize::from(self.n_rx.max(self.n_tx)).min(s.q_ipackets.len());
+        Ok((0..n).map(|q| (s.q_ipackets[q], s.q_opackets[q])).collect())
+    }
+
     /// Steers IPv4/UDP datagrams with destination port `udp_port` to RX queue `queue` with
     /// an `rte_flow` rule (validated first). Devices without flow support (net_ring,
     /// net_memif, af_packet) return an error: use software dispatch instead
@@ -440,7 +468,7 @@ impl Port {
         Ok(())
     }
 
-    fn flush_flows(&mut self) {
+    pub(super) fn flush_flows(&mut self) {
         if self.flows == 0 {
             return;
         }
