@@ -1,16 +1,24 @@
 //! The steady state of a 3-replica group does not allocate per message: counted with a
-//! counting global allocator (a count, not a time: deterministic).
+//! counting global allocator (a count, not a time: deterministic). The count is per thread,
+//! so the tests, which the harness runs in parallel, do not see each other's allocations.
 
 use paxos_benches::{bench_config, LocalGroup};
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::cell::Cell;
 
 struct Counting;
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
+thread_local! {
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn allocs() -> u64 {
+    ALLOCS.with(Cell::get)
+}
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // `try_with`: a thread being torn down has no counter left (and is not measured).
+        let _ = ALLOCS.try_with(|n| n.set(n.get() + 1));
         // SAFETY: forwarding the caller's layout to the system allocator unchanged.
         unsafe { System.alloc(layout) }
     }
@@ -30,11 +38,11 @@ fn allocations_per_command(batch: usize, commands: usize) -> f64 {
     for _ in 0..2000 / batch {
         g.commit_batch(&value, batch);
     }
-    let before = ALLOCS.load(Ordering::Relaxed);
+    let before = allocs();
     for _ in 0..commands / batch {
         g.commit_batch(&value, batch);
     }
-    let after = ALLOCS.load(Ordering::Relaxed);
+    let after = allocs();
     (after - before) as f64 / commands as f64
 }
 

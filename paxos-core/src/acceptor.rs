@@ -78,7 +78,9 @@ impl Acceptor {
     }
 
     /// Phase 2b. Accept unless a higher ballot was promised; tell the leader and every learner.
+    /// Takes the value by move: it goes into storage without a refcount round trip.
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     pub fn on_accept<P: Payload, S: Storage<P>>(
         &mut self,
         storage: &mut S,
@@ -87,7 +89,7 @@ impl Acceptor {
         ballot: Ballot,
         slot: Slot,
         commit: Slot,
-        value: &P,
+        value: P,
         forget_promise: bool,
     ) {
         let promised = storage.promised();
@@ -109,12 +111,12 @@ impl Acceptor {
             // silent instead left a leader that restarted below the trim point waiting forever
             // for a phase-2 quorum that had trimmed the slot (found by paxos-sim, n=5 q1=1
             // q2=5; regression seeds in sim/tests/core_regressions.rs).
-            sink.send_to_learners_and(ballot.leader, Message::Accepted { ballot, slot });
+            sink.send_accepted(ballot.leader, ballot, slot);
             return;
         }
-        storage.set_accepted(slot, ballot, value.clone());
+        storage.set_accepted(slot, ballot, value);
         *sink.unsynced = true;
-        sink.send_to_learners_and(ballot.leader, Message::Accepted { ballot, slot });
+        sink.send_accepted(ballot.leader, ballot, slot);
     }
 
     /// The leader's heartbeat: learn the commit point, forget what every learner applied,

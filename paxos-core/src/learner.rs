@@ -7,7 +7,6 @@ use crate::node::Node;
 use crate::output::{Decided, Event};
 use crate::payload::{Payload, ValueBuilder};
 use crate::storage::Storage;
-use std::collections::VecDeque;
 
 /// Distinct ballots a learner tracks per undecided slot. After leader changes acceptors may
 /// hold one slot's value under several ballots; a proof of choice is a phase-2 quorum at
@@ -18,7 +17,30 @@ pub const CANDIDATES_PER_SLOT: usize = 3;
 struct Candidate<P> {
     ballot: Ballot,
     value: Option<P>,
+    /// Acceptors (member-index bits) that accepted `ballot`, and how many bits are set.
     acks: u64,
+    count: u32,
+}
+
+impl<P: Clone> Candidate<P> {
+    /// Records the value and/or a vote; true when this ballot's value is now chosen (a
+    /// phase-2 quorum of votes and the value known).
+    #[inline]
+    fn record(&mut self, value: Option<&P>, ack: Option<usize>, q2: usize) -> bool {
+        if self.value.is_none() {
+            if let Some(v) = value {
+                self.value = Some(v.clone());
+            }
+        }
+        if let Some(a) = ack {
+            let bit = 1u64 << a;
+            if self.acks & bit == 0 {
+                self.acks |= bit;
+                self.count += 1;
+            }
+        }
+        self.value.is_some() && self.count as usize >= q2
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -35,14 +57,69 @@ impl<P> LearnerSlot<P> {
     fn empty() -> Self {
         LearnerSlot { cands: [None, None, None], chosen: None, learned: 0, learned_best: None }
     }
+
+    /// Back to `empty()` in place, touching only what is set (a delivered slot has only its
+    /// `learned` bits left: choosing clears the candidates and the best answer).
+    #[inline]
+    fn clear(&mut self) {
+        self.chosen = None;
+        self.learned = 0;
+        self.clear_candidates();
+    }
+
+    /// Forgets every candidate and the best Repeat answer (the slot is decided).
+    #[inline]
+    fn clear_candidates(&mut self) {
+        if self.learned_best.is_some() {
+            self.learned_best = None;
+        }
+        for c in self.cands.iter_mut() {
+            if c.is_some() {
+                *c = None;
+            }
+        }
+    }
+
+    /// The position of `ballot`'s candidate: its own, else a free one, else the lowest
+    /// ballot's if ours is higher (evicted); None if ours is the lowest.
+    #[inline(never)]
+    fn candidate_position(&mut self, ballot: Ballot) -> Option<usize> {
+        if let Some(p) = self.cands.iter().position(|c| matches!(c, Some(c) if c.ballot == ballot))
+        {
+            return Some(p);
+        }
+        let p = match self.cands.iter().position(|c| c.is_none()) {
+            Some(p) => p,
+            None => {
+                let (p, lowest) = self
+                    .cands
+                    .iter()
+                    .enumerate()
+                    .map(|(p, c)| (p, c.as_ref().map_or(Ballot::NONE, |c| c.ballot)))
+                    .min_by_key(|(_, b)| *b)
+                    .unwrap_or((0, Ballot::NONE));
+                if lowest >= ballot {
+                    return None;
+                }
+                p
+            }
+        };
+        *self.cands.get_mut(p)? = Some(Candidate { ballot, value: None, acks: 0, count: 0 });
+        Some(p)
+    }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug)]
 pub(crate) struct Learner<P> {
     /// Next slot to deliver; everything below has been delivered.
     pub next: Slot,
-    /// Slots [next, next + len), at most `cap`.
-    slots: VecDeque<LearnerSlot<P>>,
+    /// Slots [next, next + len) are buffered, at most `cap`. Slot `s` lives at
+    /// `ring[s & (ring.len() - 1)]`, a power-of-two ring that grows (up to `cap` rounded up)
+    /// only when a slot lies further ahead than it spans: buffering, recording and
+    /// delivering a slot never move an entry, and the entries in use stay few and warm in
+    /// cache. Every entry outside the buffered range is empty.
+    ring: Vec<LearnerSlot<P>>,
+    len: usize,
     /// Slots further ahead than this are not buffered (they are fetched again later).
     cap: usize,
     /// The highest commit point heard from a leader: slots below are chosen.
@@ -62,7 +139,8 @@ impl<P> Learner<P> {
         let cap = (4 * window).max(64);
         Learner {
             next: Slot::ZERO,
-            slots: VecDeque::with_capacity(cap),
+            ring: Vec::new(),
+            len: 0,
             cap,
             commit_hint: Slot::ZERO,
             last_progress: 0,
@@ -73,11 +151,114 @@ impl<P> Learner<P> {
             snapshot_wanted: None,
         }
     }
+
+    #[inline]
+    fn pos(&self, slot: Slot) -> usize {
+        (slot.0 & (self.ring.len() as u64).wrapping_sub(1)) as usize
+    }
+
+    /// The entry of a buffered slot.
+    #[inline]
+    fn get_mut(&mut self, slot: Slot) -> Option<&mut LearnerSlot<P>> {
+        let i = self.pos(slot);
+        self.ring.get_mut(i)
+    }
+
+    #[inline]
+    fn get(&self, slot: Slot) -> Option<&LearnerSlot<P>> {
+        self.ring.get(self.pos(slot))
+    }
+
+    /// Makes the ring span at least `span` slots from `next` (a power of two, at least 8),
+    /// moving the buffered entries to their places in the larger ring.
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self, span: usize) {
+        let size = span.next_power_of_two().max(8);
+        let mut ring: Vec<LearnerSlot<P>> = Vec::with_capacity(size);
+        ring.resize_with(size, LearnerSlot::empty);
+        let mut old = core::mem::take(&mut self.ring);
+        let (old_mask, mask) = ((old.len() as u64).wrapping_sub(1), size as u64 - 1);
+        for k in 0..self.len as u64 {
+            let slot = self.next.plus(k);
+            let from = old.get_mut((slot.0 & old_mask) as usize);
+            if let (Some(from), Some(to)) = (from, ring.get_mut((slot.0 & mask) as usize)) {
+                core::mem::swap(from, to);
+            }
+        }
+        self.ring = ring;
+    }
+
+    /// The entry for `slot` if it may be buffered (`next <= slot < next + cap`), extending
+    /// the buffered range to cover it.
+    #[inline]
+    fn buffer(&mut self, slot: Slot) -> Option<&mut LearnerSlot<P>> {
+        if slot < self.next {
+            return None;
+        }
+        let i = (slot.0 - self.next.0) as usize;
+        if i >= self.cap {
+            return None;
+        }
+        if i >= self.ring.len() {
+            self.grow(i + 1);
+        }
+        self.len = self.len.max(i + 1);
+        self.get_mut(slot)
+    }
+
+    /// The buffered slots in order (what a `VecDeque` from `next` would hold).
+    fn buffered(&self) -> impl Iterator<Item = Option<&LearnerSlot<P>>> + '_ {
+        (0..self.len as u64).map(move |k| self.get(self.next.plus(k)))
+    }
+}
+
+/// Equality and hashing see the buffered slots in slot order, not the ring's layout.
+impl<P: PartialEq> PartialEq for Learner<P> {
+    fn eq(&self, o: &Self) -> bool {
+        let empty = LearnerSlot::empty();
+        self.next == o.next
+            && self.len == o.len
+            && self.cap == o.cap
+            && self.commit_hint == o.commit_hint
+            && self.last_progress == o.last_progress
+            && self.repeat_sent == o.repeat_sent
+            && self.repeat_to == o.repeat_to
+            && self.catching_up == o.catching_up
+            && self.last_report == o.last_report
+            && self.snapshot_wanted == o.snapshot_wanted
+            && self
+                .buffered()
+                .zip(o.buffered())
+                .all(|(a, b)| a.unwrap_or(&empty) == b.unwrap_or(&empty))
+    }
+}
+
+impl<P: Eq> Eq for Learner<P> {}
+
+impl<P: core::hash::Hash> core::hash::Hash for Learner<P> {
+    fn hash<H: core::hash::Hasher>(&self, h: &mut H) {
+        let empty = LearnerSlot::empty();
+        self.next.hash(h);
+        self.len.hash(h);
+        for e in self.buffered() {
+            e.unwrap_or(&empty).hash(h);
+        }
+        self.cap.hash(h);
+        self.commit_hint.hash(h);
+        self.last_progress.hash(h);
+        self.repeat_sent.hash(h);
+        self.repeat_to.hash(h);
+        self.catching_up.hash(h);
+        self.last_report.hash(h);
+        self.snapshot_wanted.hash(h);
+    }
 }
 
 impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
     /// An acceptor's vote for (ballot, slot) and/or the value proposed at that ballot. `ack`
     /// is the voter's member index (None: a value without a vote, from an Accept).
+    #[inline(always)]
     fn learner_record(
         &mut self,
         ballot: Ballot,
@@ -85,63 +266,33 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
         value: Option<&P>,
         ack: Option<usize>,
     ) {
-        let l = &mut self.learner;
-        if slot < l.next {
-            return;
-        }
-        let i = (slot.0 - l.next.0) as usize;
-        if i >= l.cap {
-            return;
-        }
-        while l.slots.len() <= i {
-            l.slots.push_back(LearnerSlot::empty());
-        }
-        let e = &mut l.slots[i];
+        let q2 = self.cfg.phase2_quorum;
+        let Some(e) = self.learner.buffer(slot) else { return };
         if e.chosen.is_some() {
             return;
         }
-        // Find this ballot's candidate, else a free one, else evict the lowest ballot if ours
-        // is higher.
-        let pos = match e.cands.iter().position(|c| matches!(c, Some(c) if c.ballot == ballot)) {
-            Some(p) => p,
-            None => {
-                let free = e.cands.iter().position(|c| c.is_none());
-                let p = match free {
-                    Some(p) => p,
-                    None => {
-                        let (p, lowest) = e
-                            .cands
-                            .iter()
-                            .enumerate()
-                            .map(|(p, c)| (p, c.as_ref().map_or(Ballot::NONE, |c| c.ballot)))
-                            .min_by_key(|(_, b)| *b)
-                            .unwrap_or((0, Ballot::NONE));
-                        if lowest >= ballot {
-                            return;
-                        }
-                        p
-                    }
-                };
-                e.cands[p] = Some(Candidate { ballot, value: None, acks: 0 });
-                p
+        // The usual cases: the first candidate is this ballot's, or there is none yet
+        // (candidates are taken first-free and cleared all at once, so an empty first
+        // position means all are empty).
+        let pos = match &mut e.cands[0] {
+            Some(c) if c.ballot == ballot => 0,
+            first @ None => {
+                *first = Some(Candidate { ballot, value: None, acks: 0, count: 0 });
+                0
             }
+            Some(_) => match e.candidate_position(ballot) {
+                Some(p) => p,
+                None => return,
+            },
         };
-        let Some(c) = e.cands[pos].as_mut() else { return };
-        if c.value.is_none() {
-            if let Some(v) = value {
-                c.value = Some(v.clone());
-            }
-        }
-        if let Some(a) = ack {
-            c.acks |= 1 << a;
-        }
-        if c.value.is_some() && c.acks.count_ones() as usize >= self.cfg.phase2_quorum {
+        let Some(Some(c)) = e.cands.get_mut(pos) else { return };
+        if c.record(value, ack, q2) {
             e.chosen = c.value.take();
-            e.cands = [None, None, None];
-            e.learned_best = None;
+            e.clear_candidates();
         }
     }
 
+    #[inline]
     pub(crate) fn learner_on_value(
         &mut self,
         ballot: Ballot,
@@ -178,17 +329,10 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
         }
         let q1 = self.cfg.phase1_quorum;
         let l = &mut self.learner;
-        if slot < l.next || slot >= l.commit_hint {
+        if slot >= l.commit_hint {
             return;
         }
-        let i = (slot.0 - l.next.0) as usize;
-        if i >= l.cap {
-            return;
-        }
-        while l.slots.len() <= i {
-            l.slots.push_back(LearnerSlot::empty());
-        }
-        let e = &mut l.slots[i];
+        let Some(e) = l.buffer(slot) else { return };
         if e.chosen.is_some() {
             return;
         }
@@ -199,11 +343,12 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
         if e.learned.count_ones() as usize >= q1 {
             if let Some((_, v)) = e.learned_best.take() {
                 e.chosen = Some(v);
-                e.cands = [None, None, None];
+                e.clear_candidates();
             }
         }
     }
 
+    #[inline]
     pub(crate) fn learner_on_ack(&mut self, acceptor_index: usize, ballot: Ballot, slot: Slot) {
         self.learner_record(ballot, slot, None, Some(acceptor_index));
     }
@@ -224,8 +369,10 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
         if ballot.is_none() || commit <= l.next {
             return;
         }
-        let upto = ((commit.0 - l.next.0) as usize).min(l.slots.len());
-        for e in l.slots.iter_mut().take(upto) {
+        let upto = ((commit.0 - l.next.0) as usize).min(l.len);
+        for k in 0..upto as u64 {
+            let slot = l.next.plus(k);
+            let Some(e) = l.get_mut(slot) else { continue };
             if e.chosen.is_some() {
                 continue;
             }
@@ -233,22 +380,31 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
                 e.cands.iter_mut().flatten().find(|c| c.ballot == ballot && c.value.is_some());
             if let Some(c) = found {
                 e.chosen = c.value.take();
-                e.cands = [None, None, None];
-                e.learned_best = None;
+                e.clear_candidates();
             }
         }
     }
 
     /// Delivers every chosen slot at the head of the log, in order.
+    #[inline]
     pub(crate) fn learner_deliver(&mut self) {
-        if !self.roles.learner {
-            return;
+        let l = &self.learner;
+        if self.roles.learner && l.len > 0 && matches!(l.get(l.next), Some(e) if e.chosen.is_some())
+        {
+            self.learner_deliver_chosen();
         }
-        while matches!(self.learner.slots.front(), Some(s) if s.chosen.is_some()) {
-            let Some(mut s) = self.learner.slots.pop_front() else { break };
-            let Some(value) = s.chosen.take() else { break };
-            self.decided.push(Decided { slot: self.learner.next, value });
-            self.learner.next = self.learner.next.next();
+    }
+
+    #[inline(never)]
+    fn learner_deliver_chosen(&mut self) {
+        while self.learner.len > 0 {
+            let slot = self.learner.next;
+            let Some(e) = self.learner.get_mut(slot) else { break };
+            let Some(value) = e.chosen.take() else { break };
+            e.clear();
+            self.decided.push(Decided { slot, value });
+            self.learner.len -= 1;
+            self.learner.next = slot.next();
             self.learner.last_progress = self.now;
             self.stats.slots_decided += 1;
         }
@@ -307,8 +463,14 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
         if upto <= l.next {
             return;
         }
-        let n = ((upto.0 - l.next.0) as usize).min(l.slots.len());
-        l.slots.drain(..n);
+        let n = ((upto.0 - l.next.0) as usize).min(l.len);
+        for k in 0..n as u64 {
+            let slot = l.next.plus(k);
+            if let Some(e) = l.get_mut(slot) {
+                e.clear();
+            }
+        }
+        l.len -= n;
         l.next = upto;
         l.commit_hint = l.commit_hint.max(upto);
         l.snapshot_wanted = None;

@@ -49,17 +49,29 @@ impl<P: Clone> Sink<'_, P> {
         self.out.push(Outgoing { to, msg });
     }
 
-    /// Sends `msg` to every learner and to `extra` (once, if it is also a learner).
-    pub fn send_to_learners_and(&mut self, extra: ReplicaId, msg: Message<P>) {
-        let mut extra_seen = false;
-        for i in 0..self.learners.len() {
-            let l = self.learners[i];
-            extra_seen |= l == extra;
-            self.send(l, msg.clone());
-        }
-        if !extra_seen {
-            self.send(extra, msg);
-        }
+    /// Sends `Accepted { ballot, slot }` to every learner and to `leader` (once, if it is
+    /// also a learner), in that order.
+    #[inline]
+    pub fn send_accepted(&mut self, leader: ReplicaId, ballot: Ballot, slot: Slot) {
+        let extra = (!self.learners.contains(&leader)).then_some(leader);
+        self.send_each(self.learners.iter().copied().chain(extra), |_| Message::Accepted {
+            ballot,
+            slot,
+        });
+    }
+
+    /// Queues `msg(to)` for each `to`. One `extend` over an iterator of known length (a
+    /// slice, chained with an `Option`): the messages are written straight into the queue,
+    /// where a `push` per message builds each on the stack first and copies it over.
+    #[inline]
+    pub fn send_each(
+        &mut self,
+        to: impl Iterator<Item = ReplicaId>,
+        mut msg: impl FnMut(ReplicaId) -> Message<P>,
+    ) {
+        let before = self.out.len();
+        self.out.extend(to.map(|to| Outgoing { to, msg: msg(to) }));
+        self.stats.messages_out += (self.out.len() - before) as u64;
     }
 }
 
@@ -73,7 +85,6 @@ pub(crate) struct Topology {
     pub accept_targets: Vec<ReplicaId>,
     /// Members, in config order (the bit of each in quorum masks).
     pub members: Vec<ReplicaId>,
-    pub acceptor_mask: u64,
     /// Member index by replica id (`NOT_MEMBER` for non-members): one load per message.
     by_id: Vec<u8>,
     roles: Vec<Roles>,
@@ -92,12 +103,6 @@ impl Topology {
             }
         }
         let members: Vec<_> = cfg.members.iter().map(|m| m.id).collect();
-        let mut acceptor_mask = 0u64;
-        for (i, m) in cfg.members.iter().enumerate() {
-            if m.roles.acceptor {
-                acceptor_mask |= 1 << i;
-            }
-        }
         let max_id = members.iter().map(|m| m.0 as usize).max().unwrap_or(0);
         let mut by_id = vec![NOT_MEMBER; max_id + 1];
         for (i, m) in members.iter().enumerate() {
@@ -109,7 +114,6 @@ impl Topology {
             proposers: cfg.proposers().collect(),
             accept_targets,
             members,
-            acceptor_mask,
             by_id,
             roles: cfg.members.iter().map(|m| m.roles).collect(),
         }
@@ -123,15 +127,11 @@ impl Topology {
         }
     }
 
+    /// Member index and roles of `id`, if it is a member.
     #[inline]
-    pub fn roles(&self, id: ReplicaId) -> Option<Roles> {
-        self.index(id).map(|i| self.roles[i])
-    }
-
-    #[inline]
-    pub fn is_acceptor(&self, id: ReplicaId) -> Option<usize> {
+    pub fn member(&self, id: ReplicaId) -> Option<(usize, Roles)> {
         let i = self.index(id)?;
-        (self.acceptor_mask & (1 << i) != 0).then_some(i)
+        self.roles.get(i).map(|r| (i, *r))
     }
 }
 
@@ -339,6 +339,7 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
 
     /// True when stable state was written since the last `sync`: sync before sending any
     /// message drained after those writes (the durability contract, see `storage`).
+    #[inline]
     pub fn needs_sync(&self) -> bool {
         self.unsynced
     }
@@ -351,16 +352,26 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
     }
 
     /// Moves the queued messages into `out` (appended; both buffers keep their capacity).
+    #[inline]
     pub fn take_messages(&mut self, out: &mut Vec<Outgoing<P>>) {
-        out.append(&mut self.out);
+        if !self.out.is_empty() {
+            out.append(&mut self.out);
+        }
     }
     /// Moves the delivered slots (in slot order) into `out`.
+    #[inline]
     pub fn take_decided(&mut self, out: &mut Vec<Decided<P>>) {
-        out.append(&mut self.decided);
+        if !self.decided.is_empty() {
+            out.append(&mut self.decided);
+        }
     }
+    #[inline]
     pub fn take_events(&mut self, out: &mut Vec<Event>) {
-        out.append(&mut self.events);
+        if !self.events.is_empty() {
+            out.append(&mut self.events);
+        }
     }
+    #[inline]
     pub fn has_output(&self) -> bool {
         !(self.out.is_empty() && self.decided.is_empty() && self.events.is_empty())
     }
@@ -374,45 +385,26 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
     /// ignored and counted.
     pub fn step(&mut self, from: ReplicaId, msg: Message<P>) {
         self.stats.messages_in += 1;
-        let Some(from_roles) = self.topo.roles(from) else {
+        let Some((from_index, from_roles)) = self.topo.member(from) else {
             self.stats.messages_ignored += 1;
             return;
         };
-        let ok = match &msg {
-            Message::Prepare { ballot, .. } | Message::Heartbeat { ballot, .. } => {
-                from_roles.proposer && ballot.leader == from && !ballot.is_none()
-            }
-            Message::Accept { ballot, .. } => {
-                from_roles.proposer && ballot.leader == from && !ballot.is_none()
-            }
-            Message::Promise { .. }
-            | Message::Accepted { .. }
-            | Message::Nack { .. }
-            | Message::Learn { .. }
-            | Message::Trimmed { .. } => from_roles.acceptor,
-            Message::Repeat { .. } | Message::Applied { .. } => from_roles.learner,
-        };
-        if !ok {
-            self.stats.messages_ignored += 1;
-            return;
-        }
-        let forget = self.bugs.acceptor_forgets_promise;
+        // Each arm checks that the sender could have sent the message, then hands it to the
+        // roles this node holds. The two phase-2 kinds (nearly every message in steady state)
+        // are handled here; the rest out of line, which keeps this function small.
         match msg {
-            Message::Prepare { ballot, from: slot } => {
-                self.observe_ballot(ballot, false);
-                if self.roles.acceptor {
-                    let (acc, cfg) = (&mut self.acceptor, &self.cfg);
-                    let mut sink = sink!(self);
-                    acc.on_prepare(cfg, &mut self.storage, &mut sink, from, ballot, slot, forget);
-                }
-            }
             Message::Accept { ballot, slot, commit, value } => {
+                if !(from_roles.proposer && ballot.leader == from && !ballot.is_none()) {
+                    self.stats.messages_ignored += 1;
+                    return;
+                }
                 self.observe_ballot(ballot, true);
                 if self.roles.learner {
                     self.learner_on_value(ballot, slot, &value, None);
                     self.learner_on_commit(ballot, commit);
                 }
                 if self.roles.acceptor {
+                    let forget = self.bugs.acceptor_forgets_promise;
                     let acc = &mut self.acceptor;
                     let mut sink = sink!(self);
                     acc.on_accept(
@@ -422,12 +414,61 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
                         ballot,
                         slot,
                         commit,
-                        &value,
+                        value,
                         forget,
                     );
                 }
             }
+            Message::Accepted { ballot, slot } => {
+                if !from_roles.acceptor {
+                    self.stats.messages_ignored += 1;
+                    return;
+                }
+                if self.roles.proposer {
+                    self.proposer_on_accepted(from_index, ballot, slot);
+                }
+                if self.roles.learner {
+                    self.learner_on_ack(from_index, ballot, slot);
+                }
+            }
+            msg => {
+                if !self.step_other(from, from_index, from_roles, msg) {
+                    return;
+                }
+            }
+        }
+        self.learner_deliver();
+    }
+
+    /// `step` for every kind but Accept and Accepted; false if the message was ignored.
+    #[inline(never)]
+    fn step_other(
+        &mut self,
+        from: ReplicaId,
+        from_index: usize,
+        from_roles: Roles,
+        msg: Message<P>,
+    ) -> bool {
+        let forget = self.bugs.acceptor_forgets_promise;
+        match msg {
+            Message::Accept { .. } | Message::Accepted { .. } => {}
+            Message::Prepare { ballot, from: slot } => {
+                if !(from_roles.proposer && ballot.leader == from && !ballot.is_none()) {
+                    self.stats.messages_ignored += 1;
+                    return false;
+                }
+                self.observe_ballot(ballot, false);
+                if self.roles.acceptor {
+                    let (acc, cfg) = (&mut self.acceptor, &self.cfg);
+                    let mut sink = sink!(self);
+                    acc.on_prepare(cfg, &mut self.storage, &mut sink, from, ballot, slot, forget);
+                }
+            }
             Message::Heartbeat { ballot, commit, trim } => {
+                if !(from_roles.proposer && ballot.leader == from && !ballot.is_none()) {
+                    self.stats.messages_ignored += 1;
+                    return false;
+                }
                 self.observe_ballot(ballot, true);
                 if self.roles.learner {
                     self.learner_on_commit(ballot, commit);
@@ -439,6 +480,10 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
                 }
             }
             Message::Repeat { from: lo, to } => {
+                if !from_roles.learner {
+                    self.stats.messages_ignored += 1;
+                    return false;
+                }
                 if self.roles.acceptor {
                     let empty = self.builder.noop();
                     let acc = &mut self.acceptor;
@@ -447,45 +492,52 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
                 }
             }
             Message::Promise { ballot, low, chunk, chunks, entries } => {
-                if self.roles.proposer {
-                    self.proposer_on_promise(from, ballot, low, chunk, chunks, entries);
+                if !from_roles.acceptor {
+                    self.stats.messages_ignored += 1;
+                    return false;
                 }
-            }
-            Message::Accepted { ballot, slot } => {
                 if self.roles.proposer {
-                    self.proposer_on_accepted(from, ballot, slot);
-                }
-                if self.roles.learner {
-                    let idx = self.topo.is_acceptor(from);
-                    if let Some(i) = idx {
-                        self.learner_on_ack(i, ballot, slot);
-                    }
+                    self.proposer_on_promise(from_index, ballot, low, chunk, chunks, entries);
                 }
             }
             Message::Nack { ballot, promised } => {
+                if !from_roles.acceptor {
+                    self.stats.messages_ignored += 1;
+                    return false;
+                }
                 if self.roles.proposer {
                     self.proposer_on_nack(ballot, promised);
                 }
             }
             Message::Learn { ballot, slot, value } => {
+                if !from_roles.acceptor {
+                    self.stats.messages_ignored += 1;
+                    return false;
+                }
                 if self.roles.learner {
-                    if let Some(i) = self.topo.is_acceptor(from) {
-                        self.learner_on_learn(i, ballot, slot, &value);
-                    }
+                    self.learner_on_learn(from_index, ballot, slot, &value);
                 }
             }
             Message::Trimmed { low } => {
+                if !from_roles.acceptor {
+                    self.stats.messages_ignored += 1;
+                    return false;
+                }
                 if self.roles.learner {
                     self.learner_on_trimmed(low);
                 }
             }
             Message::Applied { applied } => {
+                if !from_roles.learner {
+                    self.stats.messages_ignored += 1;
+                    return false;
+                }
                 if self.roles.proposer {
-                    self.proposer_on_applied(from, applied);
+                    self.proposer_on_applied(from_index, applied);
                 }
             }
         }
-        self.learner_deliver();
+        true
     }
 
     /// Advances virtual time by one tick: heartbeats, retransmissions, batch sealing,
@@ -523,6 +575,7 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
 
     /// Notes a ballot seen in a leader's message. `leading` messages (accept, heartbeat) prove
     /// a live leader: they reset the election timer.
+    #[inline]
     fn observe_ballot(&mut self, ballot: Ballot, leading: bool) {
         if ballot > self.prop.max_seen {
             self.prop.max_seen = ballot;

@@ -1,9 +1,9 @@
 //! The proposer: runs Phase 1 once per leadership over the whole log tail, then Phase 2 per
 //! slot with up to `window` slots in flight, batching commands into slots.
 
-use crate::ids::{Ballot, ReplicaId, Slot};
+use crate::ids::{Ballot, Slot};
 use crate::message::{Message, SlotValue};
-use crate::node::Node;
+use crate::node::{Node, Sink};
 use crate::output::{Event, ProposeError};
 use crate::payload::{record_len, Payload, ValueBuilder};
 use crate::storage::Storage;
@@ -23,8 +23,9 @@ pub(crate) enum Phase {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct InFlight<P> {
     pub value: P,
-    /// Bit i set: member i (an acceptor) accepted this slot at our ballot.
+    /// Bit i set: member i (an acceptor) accepted this slot at our ballot; `count` bits.
     pub acks: u64,
+    pub count: u32,
     pub chosen: bool,
     pub sent_at: u64,
 }
@@ -181,9 +182,10 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
         }
     }
 
+    /// A Promise from acceptor `idx` (member index; `step` checked the sender's role).
     pub(crate) fn proposer_on_promise(
         &mut self,
-        from: ReplicaId,
+        idx: usize,
         ballot: Ballot,
         low: Slot,
         chunk: u16,
@@ -197,7 +199,6 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
         {
             return;
         }
-        let Some(idx) = self.topo.is_acceptor(from) else { return };
         let limit = self.prop.p1_from.max(low).plus(MAX_RECOVERY_SLOTS);
         if entries.iter().any(|e| e.slot >= limit || e.ballot > ballot) {
             // Corrupt or absurd: do not count this acceptor. (Liveness only: safety needs
@@ -380,13 +381,35 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
         let slot = self.prop.next_slot;
         self.prop.next_slot = slot.next();
         self.send_accept(slot, &value, None);
-        self.prop.inflight.push_back(InFlight { value, acks: 0, chosen: false, sent_at: self.now });
+        self.prop.inflight.push_back(InFlight {
+            value,
+            acks: 0,
+            count: 0,
+            chosen: false,
+            sent_at: self.now,
+        });
     }
 
     /// Sends the Accept for `slot` to every acceptor and learner, or, when retransmitting, to
     /// those that have not acknowledged (`skip` = ack mask).
     fn send_accept(&mut self, slot: Slot, value: &P, skip: Option<u64>) {
         let (ballot, commit) = (self.prop.ballot, self.prop.commit);
+        if skip.is_none() {
+            let mut sink = Sink {
+                out: &mut self.out,
+                stats: &mut self.stats,
+                unsynced: &mut self.unsynced,
+                learners: &[],
+            };
+            let targets = self.topo.accept_targets.iter().copied();
+            sink.send_each(targets, |_| Message::Accept {
+                ballot,
+                slot,
+                commit,
+                value: value.clone(),
+            });
+            return;
+        }
         for i in 0..self.topo.accept_targets.len() {
             let to = self.topo.accept_targets[i];
             if let Some(mask) = skip {
@@ -400,19 +423,25 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
         }
     }
 
-    pub(crate) fn proposer_on_accepted(&mut self, from: ReplicaId, ballot: Ballot, slot: Slot) {
+    /// An Accepted from acceptor `idx` (member index; `step` checked the sender's role).
+    #[inline]
+    pub(crate) fn proposer_on_accepted(&mut self, idx: usize, ballot: Ballot, slot: Slot) {
         if self.prop.phase != Phase::Leading
             || ballot != self.prop.ballot
             || slot < self.prop.commit
         {
             return;
         }
-        let Some(idx) = self.topo.is_acceptor(from) else { return };
         let i = (slot.0 - self.prop.commit.0) as usize;
-        let q2 = self.cfg.phase2_quorum as u32;
+        let q2 = self.cfg.phase2_quorum;
         let Some(f) = self.prop.inflight.get_mut(i) else { return };
-        f.acks |= 1 << idx;
-        if !f.chosen && f.acks.count_ones() >= q2 {
+        let bit = 1u64 << idx;
+        if f.acks & bit != 0 {
+            return; // a duplicate: nothing changes
+        }
+        f.acks |= bit;
+        f.count += 1;
+        if !f.chosen && f.count as usize >= q2 {
             f.chosen = true;
             self.stats.slots_chosen += 1;
         }
@@ -482,9 +511,10 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
         }
     }
 
-    pub(crate) fn proposer_on_applied(&mut self, from: ReplicaId, applied: Slot) {
-        if let Some(i) = self.topo.index(from) {
-            self.prop.applied[i] = self.prop.applied[i].max(applied);
+    /// An Applied report from learner `i` (member index).
+    pub(crate) fn proposer_on_applied(&mut self, i: usize, applied: Slot) {
+        if let Some(a) = self.prop.applied.get_mut(i) {
+            *a = (*a).max(applied);
         }
     }
 }

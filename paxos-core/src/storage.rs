@@ -73,7 +73,9 @@ pub struct MemStorage<P> {
 
 impl<P> Default for MemStorage<P> {
     fn default() -> Self {
-        MemStorage { promised: Ballot::NONE, low: Slot::ZERO, slots: VecDeque::with_capacity(1024) }
+        // Grown on demand: the ring a `VecDeque` cycles through is then about as long as the
+        // untrimmed log, not more, and stays warm in cache.
+        MemStorage { promised: Ballot::NONE, low: Slot::ZERO, slots: VecDeque::new() }
     }
 }
 
@@ -84,6 +86,7 @@ impl<P> Storage<P> for MemStorage<P> {
     fn set_promised(&mut self, ballot: Ballot) {
         self.promised = ballot;
     }
+    #[inline]
     fn accepted(&self, slot: Slot) -> Option<(Ballot, &P)> {
         if slot < self.low {
             return None;
@@ -91,15 +94,23 @@ impl<P> Storage<P> for MemStorage<P> {
         let i = (slot.0 - self.low.0) as usize;
         self.slots.get(i)?.as_ref().map(|(b, v)| (*b, v))
     }
+    #[inline]
     fn set_accepted(&mut self, slot: Slot, ballot: Ballot, value: P) {
         if slot < self.low {
             return;
         }
         let i = (slot.0 - self.low.0) as usize;
-        while self.slots.len() <= i {
-            self.slots.push_back(None);
+        if i < self.slots.len() {
+            if let Some(e) = self.slots.get_mut(i) {
+                *e = Some((ballot, value));
+            }
+        } else {
+            // The usual case: the next slot. (A gap is filled with holes first.)
+            if i > self.slots.len() {
+                self.slots.resize_with(i, || None);
+            }
+            self.slots.push_back(Some((ballot, value)));
         }
-        self.slots[i] = Some((ballot, value));
     }
     fn low(&self) -> Slot {
         self.low

@@ -48,66 +48,132 @@ fn fixed_len(kind: Kind) -> usize {
 ///
 /// Errors: `BufferTooSmall`; `BadChunk` and `TooManyEntries` for a Promise that decode would
 /// refuse; `ValueTooLarge` for a value of 4 GiB or more.
+#[inline]
 pub fn encode<P: AsRef<[u8]>>(
+    route: Route,
+    msg: &Message<P>,
+    buf: &mut [u8],
+) -> Result<usize, WireError> {
+    const ACCEPT: usize = HEADER_LEN + Kind::Accept.fixed_body_len();
+    const LEARN: usize = HEADER_LEN + Kind::Learn.fixed_body_len();
+    const ACCEPTED: usize = HEADER_LEN + Kind::Accepted.fixed_body_len();
+    const HEARTBEAT: usize = HEADER_LEN + Kind::Heartbeat.fixed_body_len();
+    const PREPARE: usize = HEADER_LEN + Kind::Prepare.fixed_body_len();
+    const NACK: usize = HEADER_LEN + Kind::Nack.fixed_body_len();
+    const REPEAT: usize = HEADER_LEN + Kind::Repeat.fixed_body_len();
+    const TRIMMED: usize = HEADER_LEN + Kind::Trimmed.fixed_body_len();
+    const APPLIED: usize = HEADER_LEN + Kind::Applied.fixed_body_len();
+    let kind = Kind::of(msg);
+    match msg {
+        Message::Accept { ballot, slot, commit, value } => {
+            fixed::<ACCEPT>(route, kind, buf, value.as_ref(), |w, len| {
+                w.ballot(*ballot)?;
+                w.slot(*slot)?;
+                w.slot(*commit)?;
+                w.u32(len)
+            })
+        }
+        Message::Accepted { ballot, slot } => fixed::<ACCEPTED>(route, kind, buf, &[], |w, _| {
+            w.ballot(*ballot)?;
+            w.slot(*slot)
+        }),
+        Message::Heartbeat { ballot, commit, trim } => {
+            fixed::<HEARTBEAT>(route, kind, buf, &[], |w, _| {
+                w.ballot(*ballot)?;
+                w.slot(*commit)?;
+                w.slot(*trim)
+            })
+        }
+        Message::Prepare { ballot, from } => fixed::<PREPARE>(route, kind, buf, &[], |w, _| {
+            w.ballot(*ballot)?;
+            w.slot(*from)
+        }),
+        Message::Nack { ballot, promised } => fixed::<NACK>(route, kind, buf, &[], |w, _| {
+            w.ballot(*ballot)?;
+            w.ballot(*promised)
+        }),
+        Message::Repeat { from, to } => fixed::<REPEAT>(route, kind, buf, &[], |w, _| {
+            w.slot(*from)?;
+            w.slot(*to)
+        }),
+        Message::Learn { ballot, slot, value } => {
+            fixed::<LEARN>(route, kind, buf, value.as_ref(), |w, len| {
+                w.ballot(*ballot)?;
+                w.slot(*slot)?;
+                w.u32(len)
+            })
+        }
+        Message::Trimmed { low } => fixed::<TRIMMED>(route, kind, buf, &[], |w, _| w.slot(*low)),
+        Message::Applied { applied } => {
+            fixed::<APPLIED>(route, kind, buf, &[], |w, _| w.slot(*applied))
+        }
+        Message::Promise { .. } => encode_promise(route, msg, buf),
+    }
+}
+
+/// A Promise: a variable number of entries, written field by field.
+fn encode_promise<P: AsRef<[u8]>>(
     route: Route,
     msg: &Message<P>,
     buf: &mut [u8],
 ) -> Result<usize, WireError> {
     let len = encoded_len(msg);
     let mut w = start(route, Kind::of(msg), len, buf)?;
-    match msg {
-        Message::Prepare { ballot, from } => {
-            w.ballot(*ballot)?;
-            w.slot(*from)?;
+    if let Message::Promise { ballot, low, chunk, chunks, entries } = msg {
+        if *chunks == 0 || chunk >= chunks {
+            return Err(WireError::BadChunk);
         }
-        Message::Promise { ballot, low, chunk, chunks, entries } => {
-            if *chunks == 0 || chunk >= chunks {
-                return Err(WireError::BadChunk);
-            }
-            let count = u32::try_from(entries.len()).map_err(|_| WireError::TooManyEntries)?;
-            w.ballot(*ballot)?;
-            w.slot(*low)?;
-            w.u16(*chunk)?;
-            w.u16(*chunks)?;
-            w.u32(count)?;
-            for e in entries {
-                w.slot(e.slot)?;
-                w.ballot(e.ballot)?;
-                w.value(e.value.as_ref())?;
-            }
+        let count = u32::try_from(entries.len()).map_err(|_| WireError::TooManyEntries)?;
+        w.ballot(*ballot)?;
+        w.slot(*low)?;
+        w.u16(*chunk)?;
+        w.u16(*chunks)?;
+        w.u32(count)?;
+        for e in entries {
+            w.slot(e.slot)?;
+            w.ballot(e.ballot)?;
+            w.value(e.value.as_ref())?;
         }
-        Message::Accept { ballot, slot, commit, value } => {
-            w.ballot(*ballot)?;
-            w.slot(*slot)?;
-            w.slot(*commit)?;
-            w.value(value.as_ref())?;
-        }
-        Message::Accepted { ballot, slot } => {
-            w.ballot(*ballot)?;
-            w.slot(*slot)?;
-        }
-        Message::Nack { ballot, promised } => {
-            w.ballot(*ballot)?;
-            w.ballot(*promised)?;
-        }
-        Message::Heartbeat { ballot, commit, trim } => {
-            w.ballot(*ballot)?;
-            w.slot(*commit)?;
-            w.slot(*trim)?;
-        }
-        Message::Repeat { from, to } => {
-            w.slot(*from)?;
-            w.slot(*to)?;
-        }
-        Message::Learn { ballot, slot, value } => {
-            w.ballot(*ballot)?;
-            w.slot(*slot)?;
-            w.value(value.as_ref())?;
-        }
-        Message::Trimmed { low } => w.slot(*low)?,
-        Message::Applied { applied } => w.slot(*applied)?,
     }
     Ok(w.written())
+}
+
+/// Writes a datagram of `N` fixed bytes (header included) followed by `value` (empty for
+/// kinds without one): checks that it fits, lays the fixed part out in a local array with
+/// `body` (which also gets the value's length field), and copies both into `buf`. The
+/// writes into the array have constant offsets, so their bounds checks fold away.
+#[inline]
+fn fixed<const N: usize>(
+    route: Route,
+    kind: Kind,
+    buf: &mut [u8],
+    value: &[u8],
+    body: impl FnOnce(&mut Writer<'_>, u32) -> Result<(), WireError>,
+) -> Result<usize, WireError> {
+    let len = N.saturating_add(value.len());
+    let out = buf.get_mut(..len).ok_or(WireError::BufferTooSmall)?;
+    let value_len = u32::try_from(value.len()).map_err(|_| WireError::ValueTooLarge)?;
+    let mut fixed = [0u8; N];
+    let mut w = Writer::new(&mut fixed);
+    w.bytes(&header(route, kind))?;
+    body(&mut w, value_len)?;
+    if w.written() != N {
+        return Err(WireError::BufferTooSmall); // a layout bug: the tests check it never happens
+    }
+    let (head, tail) = out.split_at_mut(N.min(len));
+    head.copy_from_slice(&fixed); // `head` is N long: len >= N
+    tail.copy_from_slice(value); // `tail` is value.len() long: len = N + value.len()
+    Ok(len)
+}
+
+/// The 12 header bytes.
+#[inline]
+fn header(route: Route, kind: Kind) -> [u8; HEADER_LEN] {
+    let [m0, m1] = MAGIC;
+    let [g0, g1] = route.group.0.to_le_bytes();
+    let [f0, f1] = route.from.0.to_le_bytes();
+    let [t0, t1] = route.to.0.to_le_bytes();
+    [m0, m1, VERSION, kind.as_u8(), g0, g1, f0, f1, t0, t1, 0, 0] // flags: 0
 }
 
 /// Writes a client request; returns the bytes written (`request_encoded_len(req)`).
@@ -116,12 +182,12 @@ pub fn encode_request<P: AsRef<[u8]>>(
     req: &ClientRequest<P>,
     buf: &mut [u8],
 ) -> Result<usize, WireError> {
-    let len = request_encoded_len(req);
-    let mut w = start(route, Kind::ClientRequest, len, buf)?;
-    w.u64(req.client.0)?;
-    w.u64(req.seq.0)?;
-    w.value(req.command.as_ref())?;
-    Ok(w.written())
+    const N: usize = HEADER_LEN + Kind::ClientRequest.fixed_body_len();
+    fixed::<N>(route, Kind::ClientRequest, buf, req.command.as_ref(), |w, len| {
+        w.u64(req.client.0)?;
+        w.u64(req.seq.0)?;
+        w.u32(len)
+    })
 }
 
 /// Writes a client reply; returns the bytes written (`reply_encoded_len(reply)`).
@@ -130,15 +196,15 @@ pub fn encode_reply<P: AsRef<[u8]>>(
     reply: &ClientReply<P>,
     buf: &mut [u8],
 ) -> Result<usize, WireError> {
-    let len = reply_encoded_len(reply);
-    let mut w = start(route, Kind::ClientReply, len, buf)?;
-    w.u64(reply.client.0)?;
-    w.u64(reply.seq.0)?;
-    w.u8(reply.status)?;
-    w.u8(0)?; // reserved
-    w.u16(reply.leader_hint.unwrap_or(CLIENT).0)?;
-    w.value(reply.body.as_ref())?;
-    Ok(w.written())
+    const N: usize = HEADER_LEN + Kind::ClientReply.fixed_body_len();
+    fixed::<N>(route, Kind::ClientReply, buf, reply.body.as_ref(), |w, len| {
+        w.u64(reply.client.0)?;
+        w.u64(reply.seq.0)?;
+        w.u8(reply.status)?;
+        w.u8(0)?; // reserved
+        w.u16(reply.leader_hint.unwrap_or(CLIENT).0)?;
+        w.u32(len)
+    })
 }
 
 /// Writes any envelope; returns the bytes written (`envelope_encoded_len(env)`).

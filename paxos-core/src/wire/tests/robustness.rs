@@ -83,6 +83,25 @@ fn body_errors() {
     assert_eq!(err(&with(PROMISE, 72, &[0, 9])), WireError::ReservedNonZero);
 }
 
+/// Every golden, its every prefix and every single-byte change of it: the fast path and
+/// the reference decoder give the same answer (the same error for invalid ones).
+#[test]
+fn fast_path_agrees_with_the_reference_decoder() {
+    use super::super::decode::decode_reference;
+    for (name, bytes, _) in GOLDENS {
+        let mut cases: Vec<Vec<u8>> = (0..=bytes.len()).map(|n| bytes[..n].to_vec()).collect();
+        for at in 0..bytes.len() {
+            for v in [0u8, 1, 0x80, 0xFF] {
+                cases.push(with(bytes, at, &[v]));
+            }
+        }
+        cases.push([bytes, &[0u8][..]].concat());
+        for c in cases {
+            assert_eq!(decode(&c, |r| r), decode_reference(&c, |r| r), "{name}: {c:02x?}");
+        }
+    }
+}
+
 #[test]
 fn payload_closure_runs_only_for_valid_datagrams() {
     let bad = with(ACCEPT, 36, &2u32.to_le_bytes()); // trailing byte after the value
@@ -168,6 +187,12 @@ fn fuzz_decode_never_panics() {
                 v
             }
         };
+        // The fast path and the reference decoder agree on everything, errors included.
+        assert_eq!(
+            decode(&buf, |r| r),
+            super::super::decode::decode_reference(&buf, |r| r),
+            "{buf:02x?}"
+        );
         match decode(&buf, |r| {
             assert!(r.start <= r.end && r.end <= buf.len(), "range {r:?} outside the input");
             r
