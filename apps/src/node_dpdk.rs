@@ -20,7 +20,7 @@ use crate::node::{driver_config, final_line, GroupHandle, GroupState, NodeArgs, 
 use dataplane::counters::Counters;
 use dataplane::dpdk::{telemetry, DpdkIoConfig, Eal, Handoff, LcoreId, Port};
 use dataplane::driver::GroupDriver;
-use dataplane::idle::IdlePolicy;
+use dataplane::idle::{IdlePolicy, Idler};
 use dataplane::io::Endpoint;
 use dataplane::wire::MacAddr;
 use paxos_core::ReplicaId;
@@ -440,6 +440,7 @@ fn lane_main(
         handles.push(h);
     }
     sh.ready.fetch_add(1, Ordering::Release);
+    let mut idler = Idler::new(sh.idle);
     let mut i: u32 = 0;
     loop {
         let now = tsc.now_ns();
@@ -447,9 +448,8 @@ fn lane_main(
         for d in &mut drivers {
             work += d.poll(now);
         }
-        if work == 0 {
-            sh.idle.idle();
-        }
+        let awaiting = work == 0 && drivers.iter().any(|d| d.awaiting());
+        idler.after_poll(work, awaiting);
         i = i.wrapping_add(1);
         if i & (CHECK_EVERY - 1) != 0 {
             continue;
@@ -520,6 +520,7 @@ fn run_on_main(
     let every = (opts.stats_interval > 0.0).then(|| Duration::from_secs_f64(opts.stats_interval));
     let mut next_stats = every.map(|e| Instant::now() + e);
     let mut links_up = down.is_empty();
+    let mut idler = Idler::new(idle);
     let mut i: u32 = 0;
     loop {
         let now = tsc.now_ns();
@@ -527,9 +528,8 @@ fn run_on_main(
         for d in &mut drivers {
             work += d.poll(now);
         }
-        if work == 0 {
-            idle.idle();
-        }
+        let awaiting = work == 0 && drivers.iter().any(|d| d.awaiting());
+        idler.after_poll(work, awaiting);
         i = i.wrapping_add(1);
         if i & (CHECK_EVERY - 1) != 0 {
             continue;

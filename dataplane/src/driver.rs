@@ -34,7 +34,7 @@
 use crate::app::{status, Application, LogCommand};
 use crate::counters::Counters;
 use crate::fault::{NoFaults, PacketFilter, Verdict};
-use crate::idle::IdlePolicy;
+use crate::idle::{IdlePolicy, Idler};
 use crate::io::{Datagram, Endpoint, PacketIo, RxBuf};
 use crate::peers::{PeerError, PeerTable};
 use core::fmt;
@@ -361,15 +361,21 @@ where
         work
     }
 
+    /// True while an answer is due shortly: this node leads and has slots in flight (their
+    /// `Accepted` are one hop away). Loops with the `adaptive` idle policy spin meanwhile.
+    pub fn awaiting(&self) -> bool {
+        self.node.in_flight() > 0
+    }
+
     /// Polls on the wall clock until `stop` is set, applying the idle policy after every
     /// poll that found no work.
     pub fn run(&mut self, stop: &AtomicBool) {
         let start = Instant::now();
+        let mut idler = Idler::new(self.idle);
         while !stop.load(Ordering::Relaxed) {
             let now_ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
-            if self.poll(now_ns) == 0 {
-                self.idle.idle();
-            }
+            let work = self.poll(now_ns);
+            idler.after_poll(work, work == 0 && self.awaiting());
         }
     }
 
