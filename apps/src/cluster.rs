@@ -129,7 +129,48 @@ pub struct ClusterArgs {
     /// Keep the work directory (config, sockets, logs) for inspection.
     #[arg(long)]
     pub keep: bool,
+    /// A `[cluster]` key of the generated cluster file, e.g. `--set batch_max_bytes=1024`
+    /// or `--set accepted_to_learners=true` (repeatable; overrides the defaults and the
+    /// local timing keys; the value is TOML).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// memif: log2 of the descriptors per ring (DPDK's `rsize`, 1..=14). Deep rings absorb
+    /// the bursts a descheduled peer leaves behind on a shared machine.
+    #[arg(long, default_value_t = MEMIF_LOG2_RING, value_name = "LOG2")]
+    pub memif_rsize: u8,
+    /// Where the processes may run (DPDK transports): `float` = every process on every CPU,
+    /// `split` = the client alone on the last CPU, the replicas on the others.
+    #[arg(long, value_enum, default_value = "float")]
+    pub placement: Placement,
 }
+
+/// Where the processes of a local cluster may run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Placement {
+    /// Every process may run on every CPU (the scheduler places them).
+    Float,
+    /// The client alone on the last CPU, the replicas on the others. On 2 vCPUs the
+    /// scheduler balances processes by count, not by work: when it puts the client and the
+    /// leader on one CPU and the two mostly idle followers on the other, throughput at high
+    /// `--outstanding` drops by a third (runs were bimodal). Splitting makes high-load runs
+    /// repeatable; low-load latency is better with `float` (the replicas use both CPUs).
+    Split,
+}
+
+/// EAL `--lcores` values for (replicas, client) on a machine with `ncpu` CPUs.
+pub fn cpu_sets(ncpu: usize, placement: Placement) -> (String, String) {
+    let range = |hi: usize| if hi == 0 { "0@0".to_string() } else { format!("0@(0-{hi})") };
+    match placement {
+        Placement::Split if ncpu >= 2 => (range(ncpu - 2), format!("0@{}", ncpu - 1)),
+        _ => (range(ncpu.saturating_sub(1)), range(ncpu.saturating_sub(1))),
+    }
+}
+
+/// Default `--memif-rsize`: 4096 descriptors per ring (DPDK's default is 1024). A process
+/// that is descheduled for a time slice (~4 ms on this 2-vCPU machine) leaves its peers'
+/// frames in the ring; at a few hundred thousand frames per second 1024 slots overflow
+/// (`tx_full_frees`) and the lost requests wait for the client's retry.
+pub const MEMIF_LOG2_RING: u8 = 12;
 
 /// A child process, terminated (SIGTERM, then SIGKILL) when dropped.
 pub struct Proc {
@@ -369,6 +410,17 @@ impl ClusterArgs {
         if self.idle == Idle::Block && self.transport != ClusterTransport::Udp {
             return Err(cli::usage("--idle block: only with --transport udp"));
         }
+        if self.placement == Placement::Split && self.transport == ClusterTransport::Udp {
+            return Err(cli::usage("--placement split: only with the DPDK transports"));
+        }
+        if !(1..=14).contains(&self.memif_rsize) {
+            return Err(cli::usage(format!("--memif-rsize {}: must be 1..=14", self.memif_rsize)));
+        }
+        for kv in &self.set {
+            if !kv.contains('=') {
+                return Err(cli::usage(format!("--set {kv:?}: expected KEY=VALUE")));
+            }
+        }
         if self.history && self.out.is_none() {
             return Err(cli::usage("--history: needs --out DIR to write history.jsonl into"));
         }
@@ -378,6 +430,33 @@ impl ClusterArgs {
         }
         Ok(())
     }
+}
+
+/// The generated cluster file: `local_cluster_toml`, then `LOCAL_TIMING` and every `--set`
+/// in `[cluster]` (a later key replaces an earlier one), validated like `paxos-node` will.
+pub fn cluster_file(a: &ClusterArgs, base_port: u16) -> Result<String, AppError> {
+    let mut keys: Vec<(String, String)> = Vec::new();
+    let mut put = |k: &str, v: &str| {
+        let (k, v) = (k.trim().to_string(), v.trim().to_string());
+        match keys.iter_mut().find(|(x, _)| *x == k) {
+            Some(e) => e.1 = v,
+            None => keys.push((k, v)),
+        }
+    };
+    for line in LOCAL_TIMING.lines() {
+        if let Some((k, v)) = line.split_once('=') {
+            put(k, v);
+        }
+    }
+    for kv in &a.set {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        put(k, v);
+    }
+    let extra: String = keys.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
+    let base = local_cluster_toml(a.replicas, a.groups, base_port, member_ip(a.transport, 0));
+    let toml = base.replacen("\n\n", &format!("\n{extra}\n"), 1);
+    crate::config::Cluster::parse(&toml).map_err(|e| cli::usage(format!("--set: {e}")))?;
+    Ok(toml)
 }
 
 /// Parses and runs; `args` as from `std::env::args()`.
@@ -421,16 +500,15 @@ pub fn run(a: &ClusterArgs, stop: &AtomicBool) -> Result<(), AppError> {
     let cfg_path = dir.join("cluster.toml");
     // Elections after 50-100 ms without a leader (the default 5-10 ms is too eager when
     // more pollers than vCPUs share this machine: a descheduled leader looks dead).
-    let toml = local_cluster_toml(n, a.groups, base_port, member_ip(t, 0)).replacen(
-        "\n\n",
-        &format!("\n{LOCAL_TIMING}\n"),
-        1,
-    );
+    let toml = cluster_file(a, base_port)?;
     std::fs::write(&cfg_path, toml).map_err(|e| cli::runtime(format!("cluster file: {e}")))?;
     let cfg = cfg_path.display().to_string();
     let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let cpus = if ncpu > 1 { format!("0@(0-{})", ncpu - 1) } else { "0@0".into() };
-    let eal = |prefix: &str, vdevs: Vec<String>| -> Vec<String> {
+    if a.placement == Placement::Split && ncpu < 2 {
+        return Err(cli::usage("--placement split: needs at least 2 CPUs"));
+    }
+    let (node_cpus, client_cpus) = cpu_sets(ncpu, a.placement);
+    let eal = |prefix: &str, vdevs: Vec<String>, cpus: &str| -> Vec<String> {
         let mut v = vec![
             format!("--file-prefix={prefix}"),
             "--no-huge".into(),
@@ -444,8 +522,9 @@ pub fn run(a: &ClusterArgs, stop: &AtomicBool) -> Result<(), AppError> {
         v.push("--".into());
         v
     };
+    let rsize = a.memif_rsize;
     let memif = |name: &str, role: &str, sock: &Path| {
-        format!("{name},role={role},socket={},socket-abstract=no", sock.display())
+        format!("{name},role={role},socket={},socket-abstract=no,rsize={rsize}", sock.display())
     };
     let common_node = |ids: &str| -> Vec<String> {
         vec![
@@ -481,13 +560,17 @@ pub fn run(a: &ClusterArgs, stop: &AtomicBool) -> Result<(), AppError> {
             let prefix = format!("pxc{pid}-nodes");
             cleanup.dpdk_prefixes.push(prefix.clone());
             let sock = dir.join("c.sock");
-            args = eal(&prefix, vec![memif("net_memif_c", "server", &sock)]);
+            args = eal(&prefix, vec![memif("net_memif_c", "server", &sock)], &node_cpus);
             client_dpdk.push(memif("net_memif_r", "client", &sock));
         } else if t == ClusterTransport::AfPacket {
             let prefix = format!("pxc{pid}-nodes");
             cleanup.dpdk_prefixes.push(prefix.clone());
             let net = bridge.as_ref().expect("af_packet bridge");
-            args = eal(&prefix, vec![format!("net_af_packet0,iface={}", net.dpdk_iface(0))]);
+            args = eal(
+                &prefix,
+                vec![format!("net_af_packet0,iface={}", net.dpdk_iface(0))],
+                &node_cpus,
+            );
             client_dpdk.push(format!("net_af_packet0,iface={}", net.dpdk_iface(1)));
         }
         args.extend(common_node(&ids.join(",")));
@@ -521,7 +604,7 @@ pub fn run(a: &ClusterArgs, stop: &AtomicBool) -> Result<(), AppError> {
                 vdevs.push(memif("net_memif_c", "server", &csock));
                 sockets.push(csock.clone());
                 client_dpdk.push(memif(&format!("net_memif_r{i}"), "client", &csock));
-                args = eal(&prefix, vdevs);
+                args = eal(&prefix, vdevs, &node_cpus);
                 args.extend(common_node(&i.to_string()));
                 args.extend(routes);
             } else if t == ClusterTransport::AfPacket {
@@ -529,7 +612,7 @@ pub fn run(a: &ClusterArgs, stop: &AtomicBool) -> Result<(), AppError> {
                 cleanup.dpdk_prefixes.push(prefix.clone());
                 let net = bridge.as_ref().expect("af_packet bridge");
                 let vdev = format!("net_af_packet0,iface={}", net.dpdk_iface(usize::from(i)));
-                args = eal(&prefix, vec![vdev]);
+                args = eal(&prefix, vec![vdev], &node_cpus);
                 args.extend(common_node(&i.to_string()));
             } else {
                 args.extend(common_node(&i.to_string()));
@@ -555,7 +638,7 @@ pub fn run(a: &ClusterArgs, stop: &AtomicBool) -> Result<(), AppError> {
     if t != ClusterTransport::Udp {
         let prefix = format!("pxc{pid}-client");
         cleanup.dpdk_prefixes.push(prefix.clone());
-        args = eal(&prefix, client_dpdk);
+        args = eal(&prefix, client_dpdk, &client_cpus);
         args.extend([
             "--transport".into(),
             "dpdk".into(),
@@ -576,7 +659,8 @@ pub fn run(a: &ClusterArgs, stop: &AtomicBool) -> Result<(), AppError> {
             None => format!("{}x{} outstanding", a.clients, a.outstanding),
         };
         let placement = if a.single_process { ", single-process" } else { "" };
-        format!("{t}{placement} {n} replicas {}B {lp} idle {}", a.value_bytes, a.idle)
+        let split = if a.placement == Placement::Split { ", client on its own CPU" } else { "" };
+        format!("{t}{placement}{split} {n} replicas {}B {lp} idle {}", a.value_bytes, a.idle)
     });
     args.extend([
         "--config".into(),
@@ -686,4 +770,47 @@ pub fn run(a: &ClusterArgs, stop: &AtomicBool) -> Result<(), AppError> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> ClusterArgs {
+        let mut v = vec!["paxos-cluster", "--transport", "udp"];
+        v.extend_from_slice(extra);
+        ClusterArgs::try_parse_from(v).unwrap()
+    }
+
+    #[test]
+    fn generated_file_takes_set_keys() {
+        let a = args(&[]);
+        let c = crate::config::Cluster::parse(&cluster_file(&a, 9000).unwrap()).unwrap();
+        assert_eq!(c.members.len(), 3);
+        assert_eq!(c.core.election_timeout_min_ticks, 500);
+        assert!(!c.core.accepted_to_learners);
+        let a = args(&[
+            "--set",
+            "accepted_to_learners=true",
+            "--set",
+            "batch_max_bytes = 1024",
+            "--set",
+            "election_timeout_min_ticks=200",
+        ]);
+        let c = crate::config::Cluster::parse(&cluster_file(&a, 9000).unwrap()).unwrap();
+        assert!(c.core.accepted_to_learners);
+        assert_eq!(c.core.batch_max_bytes, 1024);
+        assert_eq!(c.core.election_timeout_min_ticks, 200);
+        for bad in ["nonsense=1", "batch_max_bytes=100000", "window=\"x\""] {
+            let e = cluster_file(&args(&["--set", bad]), 9000).unwrap_err();
+            assert_eq!(e.exit_code(), cli::EXIT_USAGE, "{bad}: {e}");
+        }
+        assert!(args(&["--set", "noequals"]).validate().is_err());
+        assert!(args(&["--memif-rsize", "15"]).validate().is_err());
+        assert!(args(&["--placement", "split"]).validate().is_err(), "udp: no EAL placement");
+        assert_eq!(cpu_sets(2, Placement::Float), ("0@(0-1)".into(), "0@(0-1)".into()));
+        assert_eq!(cpu_sets(2, Placement::Split), ("0@0".into(), "0@1".into()));
+        assert_eq!(cpu_sets(8, Placement::Split), ("0@(0-6)".into(), "0@7".into()));
+        assert_eq!(cpu_sets(1, Placement::Split), ("0@0".into(), "0@0".into()));
+    }
 }

@@ -10,6 +10,12 @@ use std::path::Path;
 /// Most Paxos groups per node (one lcore and one queue each).
 pub const MAX_GROUPS: u16 = 64;
 
+/// Default `max_message_bytes`: the largest UDP payload of a 1500-byte MTU frame (1500 - 20
+/// IPv4 - 8 UDP), which every transport carries (DPDK at the default MTU, kernel UDP, the
+/// in-memory network). The default `batch_max_bytes` is this minus the Accept overhead, so
+/// a full batch fills one frame.
+pub const DEFAULT_MAX_MESSAGE_BYTES: u32 = 1472;
+
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterFile {
@@ -42,8 +48,9 @@ pub struct ClusterSection {
     pub max_pending_batches: u32,
     pub max_message_bytes: u32,
     pub applied_report_ticks: u32,
-    /// Acceptors answer every learner (true) or only the leader (false: learners learn from
-    /// the leader's commit point; fewer packets per slot). See docs/protocol.md.
+    /// Acceptors answer every learner (true) or only the leader (false, the default:
+    /// followers learn from the leader's commit point, one message later; 2n instead of
+    /// n + n² messages per slot). See docs/protocol.md.
     pub accepted_to_learners: bool,
 }
 
@@ -57,16 +64,16 @@ impl Default for ClusterSection {
             phase2_quorum: 0,
             window: 64,
             batch_max_commands: 32,
-            batch_max_bytes: 1024,
+            batch_max_bytes: DEFAULT_MAX_MESSAGE_BYTES - paxos_core::config::ACCEPT_OVERHEAD_BYTES,
             batch_delay_ticks: 1,
             heartbeat_ticks: 10,
             election_timeout_min_ticks: 50,
             election_timeout_max_ticks: 100,
             retransmit_ticks: 20,
             max_pending_batches: 1024,
-            max_message_bytes: 1400,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             applied_report_ticks: 100,
-            accepted_to_learners: true,
+            accepted_to_learners: false,
         }
     }
 }

@@ -7,7 +7,8 @@
 //!   id at offset 12: `docs/wire-format.md`). A handle's `recv_burst` only pops its inbox,
 //!   so a loop over many sessions costs one receive call per iteration, not one per session.
 //!   Datagrams for no registered session (late replies to an abandoned session, anything
-//!   that is not a reply) are counted and dropped; so are datagrams for a full inbox.
+//!   that is not a reply) are counted and dropped; so are datagrams for a full inbox. An
+//!   inbox that still holds datagrams after a handle's `recv_burst` is reported ready again.
 //! - Transmit: a handle sends straight through the shared transport; its `flush` does
 //!   nothing: call [`Demux::flush`] once per loop iteration.
 //!
@@ -37,7 +38,8 @@ pub struct DemuxStats {
 
 struct Inner<Io: PacketIo> {
     io: Io,
-    sessions: HashMap<(u16, u64), usize>,
+    /// Keyed by values from the network: a keyed hasher (see `kv::KvHasher`).
+    sessions: HashMap<(u16, u64), usize, crate::kv::KvHasher>,
     inboxes: Vec<Option<VecDeque<Datagram<Io::Buf>>>>,
     free: Vec<usize>,
     /// Inboxes that received something since the last `take_ready`.
@@ -62,7 +64,7 @@ impl<Io: PacketIo> Demux<Io> {
         Demux {
             inner: Rc::new(RefCell::new(Inner {
                 io,
-                sessions: HashMap::new(),
+                sessions: HashMap::default(),
                 inboxes: Vec::new(),
                 free: Vec::new(),
                 ready: Vec::new(),
@@ -192,6 +194,11 @@ impl<Io: PacketIo> PacketIo for DemuxIo<Io> {
         let Some(inbox) = s.inboxes[self.index].as_mut() else { return 0 };
         let n = inbox.len().min(max);
         out.extend(inbox.drain(..n));
+        if !inbox.is_empty() {
+            // Still something to read: report it again, or a reply filed behind the
+            // leftovers would wait (`pump` reports an inbox only when it becomes non-empty).
+            s.ready.push(self.index);
+        }
         n
     }
 
@@ -264,7 +271,24 @@ mod tests {
         reply(0, 7, 4);
         demux.pump();
         assert_eq!(demux.stats().unmatched, 2);
-        let c = demux.register(0, 7);
+        let mut c = demux.register(0, 7);
         assert_eq!(c.index(), 0, "the freed inbox is reused");
+        // An inbox not drained to the end is reported ready again.
+        for seq in 10..13 {
+            reply(0, 7, seq);
+        }
+        demux.pump();
+        ready.clear();
+        demux.take_ready(&mut ready);
+        assert_eq!(ready, vec![c.index()]);
+        got.clear();
+        assert_eq!(c.recv_burst(&mut got, 2), 2);
+        ready.clear();
+        demux.take_ready(&mut ready);
+        assert_eq!(ready, vec![c.index()], "one datagram left");
+        assert_eq!(c.recv_burst(&mut got, 2), 1);
+        ready.clear();
+        demux.take_ready(&mut ready);
+        assert!(ready.is_empty());
     }
 }

@@ -50,15 +50,40 @@ pub fn status_name(st: u8) -> &'static str {
     }
 }
 
-/// Decodes a KV reply from its wire status and body. `Reply::Error(wire status)` for
-/// anything but `OK`; `Err` if an `OK` body is malformed.
-pub fn decode_reply(st: u8, body: &[u8]) -> Result<Reply, OpError> {
+/// A KV reply borrowing its value from the datagram (no copy).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplyRef<'a> {
+    /// put
+    Done,
+    /// get: the value, or None if absent
+    Value(Option<&'a [u8]>),
+    /// delete: existed; cas: swapped
+    Flag(bool),
+    /// Anything but OK (the wire status).
+    Error(u8),
+}
+
+impl ReplyRef<'_> {
+    /// The owned [`Reply`].
+    pub fn to_owned(self) -> Reply {
+        match self {
+            ReplyRef::Done => Reply::Done,
+            ReplyRef::Value(v) => Reply::Value(v.map(<[u8]>::to_vec)),
+            ReplyRef::Flag(f) => Reply::Flag(f),
+            ReplyRef::Error(st) => Reply::Error(st),
+        }
+    }
+}
+
+/// Decodes a KV reply from its wire status and body without copying it.
+/// `ReplyRef::Error(wire status)` for anything but `OK`; `Err` if an `OK` body is malformed.
+pub fn decode_reply_ref(st: u8, body: &[u8]) -> Result<ReplyRef<'_>, OpError> {
     if st != status::OK {
-        return Ok(Reply::Error(st));
+        return Ok(ReplyRef::Error(st));
     }
     match body {
-        [] => Ok(Reply::Done),
-        [flag] => Ok(Reply::Flag(*flag == 1)),
+        [] => Ok(ReplyRef::Done),
+        [flag] => Ok(ReplyRef::Flag(*flag == 1)),
         [flag, rest @ ..] => {
             if rest.len() < 4 {
                 return Err(OpError::Malformed);
@@ -68,9 +93,15 @@ pub fn decode_reply(st: u8, body: &[u8]) -> Result<Reply, OpError> {
             if v.len() != n {
                 return Err(OpError::Malformed);
             }
-            Ok(Reply::Value((*flag == 1).then(|| v.to_vec())))
+            Ok(ReplyRef::Value((*flag == 1).then_some(v)))
         }
     }
+}
+
+/// Decodes a KV reply from its wire status and body. `Reply::Error(wire status)` for
+/// anything but `OK`; `Err` if an `OK` body is malformed.
+pub fn decode_reply(st: u8, body: &[u8]) -> Result<Reply, OpError> {
+    decode_reply_ref(st, body).map(ReplyRef::to_owned)
 }
 
 /// The KV store behind a group driver.
@@ -170,5 +201,11 @@ mod tests {
         assert_eq!(other.store().get(b"k"), Some(&b"w"[..]));
         assert!(!other.install_snapshot(Slot(10), b"junk"));
         assert!(decode_reply(0, &[1, 5, 0, 0, 0]).is_err());
+        let body = [1u8, 2, 0, 0, 0, b'h', b'i'];
+        assert_eq!(decode_reply_ref(0, &body), Ok(ReplyRef::Value(Some(&b"hi"[..]))));
+        assert_eq!(decode_reply_ref(0, &[0, 0, 0, 0, 0]), Ok(ReplyRef::Value(None)));
+        assert_eq!(decode_reply_ref(0, &[1]), Ok(ReplyRef::Flag(true)));
+        assert_eq!(decode_reply_ref(0, &[]), Ok(ReplyRef::Done));
+        assert_eq!(decode_reply_ref(KV_STALE, &[]), Ok(ReplyRef::Error(KV_STALE)));
     }
 }

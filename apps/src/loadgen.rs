@@ -29,8 +29,8 @@ use crate::cli::{self, AppError, Idle, Route, Transport};
 use crate::config::{group_of, Cluster, MemberInfo};
 use crate::demux::{Demux, DemuxIo};
 use crate::history::{HistOp, HistoryWriter, Outcome};
-use crate::kv::{self, Op, Reply};
-use crate::kvapp::decode_reply;
+use crate::kv::{self, Op};
+use crate::kvapp::{decode_reply_ref, ReplyRef};
 use crate::report::{IntervalLog, LatencyRecorder, Summary};
 use clap::Parser;
 use dataplane::app::status;
@@ -306,17 +306,121 @@ pub struct Workload {
     pub label: String,
 }
 
+/// The operations the generator issues.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OpKind {
+    Get,
+    Put,
+    Cas,
+}
+
+/// An operation in flight; its key, value and cas expectation are in its [`Session`]'s
+/// buffers.
 struct InFlight {
     group: usize,
-    op: HistOp,
+    kind: OpKind,
+    key_id: u64,
+    /// cas: `Session::expected` holds the expected value (else: "must be absent").
+    has_expected: bool,
     start_ns: u64,
     intended_ns: u64,
+}
+
+/// How an operation ended, for the counts (the history gets the whole `Outcome`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum End {
+    Ok,
+    Fail,
+    Info,
 }
 
 struct Session<Io: PacketIo> {
     hist_id: u64,
     clients: Vec<Client<DemuxIo<Io>>>,
     op: Option<InFlight>,
+    /// The in-flight operation's key, value and cas expectation: reused from one operation
+    /// to the next, so issuing allocates nothing.
+    key: Vec<u8>,
+    value: Vec<u8>,
+    expected: Vec<u8>,
+}
+
+impl<Io: PacketIo> Session<Io> {
+    /// The operation as the history records it (allocates: only with `--history`).
+    fn hist_op(&self, f: &InFlight) -> HistOp {
+        let key = self.key.clone();
+        match f.kind {
+            OpKind::Get => HistOp::Get { key },
+            OpKind::Put => HistOp::Put { key, value: self.value.clone() },
+            OpKind::Cas => HistOp::Cas {
+                key,
+                expected: f.has_expected.then(|| self.expected.clone()),
+                value: self.value.clone(),
+            },
+        }
+    }
+}
+
+/// Appends `v` in decimal (what `format!("{v}")` writes, without the formatter).
+fn push_dec(out: &mut Vec<u8>, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// Appends `v` in lower-case hex (what `format!("{v:x}")` writes).
+fn push_hex(out: &mut Vec<u8>, mut v: u64) {
+    let mut buf = [0u8; 16];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b"0123456789abcdef"[(v & 15) as usize];
+        v >>= 4;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// Key `k<id>` into `out` (cleared first).
+fn write_key(out: &mut Vec<u8>, id: u64) {
+    out.clear();
+    out.push(b'k');
+    push_dec(out, id);
+}
+
+/// The unique value `v<client hex>.<n hex>.` padded with `x` (or cut) to `len` bytes.
+fn write_value(out: &mut Vec<u8>, hist_id: u64, n: u64, len: usize) {
+    out.clear();
+    out.push(b'v');
+    push_hex(out, hist_id);
+    out.push(b'.');
+    push_hex(out, n);
+    out.push(b'.');
+    out.resize(len, b'x');
+}
+
+/// `map[k] = v`, reusing the stored buffer.
+fn set_seen(map: &mut HashMap<u64, Option<Vec<u8>>>, k: u64, v: Option<&[u8]>) {
+    match (map.get_mut(&k), v) {
+        (Some(Some(buf)), Some(v)) => {
+            buf.clear();
+            buf.extend_from_slice(v);
+        }
+        (Some(e), v) => *e = v.map(<[u8]>::to_vec),
+        (None, v) => {
+            map.insert(k, v.map(<[u8]>::to_vec));
+        }
+    }
 }
 
 /// The load generator over one shared transport.
@@ -332,7 +436,7 @@ pub struct Engine<Io: PacketIo, W: Write> {
     idle_slots: Vec<usize>,
     backlog: VecDeque<u64>,
     rng: Rng,
-    /// The value each key was last seen to hold (for cas).
+    /// The value each key was last seen to hold (for cas; kept only when cas is drawn).
     last_seen: HashMap<u64, Option<Vec<u8>>>,
     history: Option<HistoryWriter<W>>,
     history_error: Option<std::io::Error>,
@@ -405,7 +509,14 @@ impl<Io: PacketIo, W: Write> Engine<Io, W> {
             cfg.max_outstanding = 1;
             clients.push(Client::new(io, cfg));
         }
-        Session { hist_id, clients, op: None }
+        Session {
+            hist_id,
+            clients,
+            op: None,
+            key: Vec::new(),
+            value: Vec::new(),
+            expected: Vec::new(),
+        }
     }
 
     /// Retires the session in `slot` (its operation timed out) for a fresh logical client.
@@ -418,64 +529,78 @@ impl<Io: PacketIo, W: Write> Engine<Io, W> {
         self.sessions[slot] = self.new_session(slot);
     }
 
-    fn record(&mut self, client: u64, op: &HistOp, start: u64, end: Option<u64>, out: &Outcome) {
-        match out {
-            Outcome::Fail => self.counts.fail += 1,
-            Outcome::Info => self.counts.info += 1,
-            _ => self.counts.ok += 1,
+    /// Counts how `f` (the operation of `slot`) ended and writes its history line.
+    fn record(
+        &mut self,
+        slot: usize,
+        f: &InFlight,
+        end_ns: Option<u64>,
+        end: End,
+        reply: Option<ReplyRef<'_>>,
+    ) {
+        match end {
+            End::Ok => self.counts.ok += 1,
+            End::Fail => self.counts.fail += 1,
+            End::Info => self.counts.info += 1,
         }
-        if let Some(h) = self.history.as_mut() {
-            if let Err(e) = h.record(client, op, start, end, out) {
-                self.history_error.get_or_insert(e);
+        let Some(h) = self.history.as_mut() else { return };
+        let s = &self.sessions[slot];
+        let outcome = match (end, reply) {
+            (End::Fail, _) => Outcome::Fail,
+            (End::Ok, Some(ReplyRef::Value(v))) => Outcome::OkValue(v.map(<[u8]>::to_vec)),
+            (End::Ok, Some(ReplyRef::Flag(b))) => Outcome::OkFlag(b),
+            (End::Ok, Some(ReplyRef::Done)) => Outcome::OkDone,
+            _ => Outcome::Info,
+        };
+        if let Err(e) = h.record(s.hist_id, &s.hist_op(f), f.start_ns, end_ns, &outcome) {
+            self.history_error.get_or_insert(e);
+        }
+    }
+
+    /// Starts an operation on the idle session in `slot` (recorded as failed if it could
+    /// not be sent). Allocates nothing: key, value and request are written into buffers
+    /// that are reused.
+    fn issue(&mut self, slot: usize, intended_ns: u64, now: u64) {
+        let key_id = self.rng.below(self.w.keys);
+        let r = self.rng.unit();
+        let kind = if r < self.w.read_ratio {
+            OpKind::Get
+        } else if r < self.w.read_ratio + self.w.cas_ratio {
+            OpKind::Cas
+        } else {
+            OpKind::Put
+        };
+        let s = &mut self.sessions[slot];
+        write_key(&mut s.key, key_id);
+        let group = usize::from(group_of(&s.key, self.replicas.len() as u16));
+        let mut has_expected = false;
+        if kind == OpKind::Cas {
+            s.expected.clear();
+            if let Some(Some(v)) = self.last_seen.get(&key_id) {
+                s.expected.extend_from_slice(v);
+                has_expected = true;
             }
         }
-    }
-
-    fn key_name(k: u64) -> Vec<u8> {
-        format!("k{k}").into_bytes()
-    }
-
-    fn make_value(&mut self, hist_id: u64) -> Vec<u8> {
-        self.values_written += 1;
-        let mut v = format!("v{hist_id:x}.{:x}.", self.values_written).into_bytes();
-        v.resize(self.w.value_bytes, b'x');
-        v
-    }
-
-    /// Starts an operation on the idle session in `slot`. Returns false if it could not be
-    /// sent (recorded as failed).
-    fn issue(&mut self, slot: usize, intended_ns: u64, now: u64) {
-        let k = self.rng.below(self.w.keys);
-        let key = Self::key_name(k);
-        let group = usize::from(group_of(&key, self.replicas.len() as u16));
-        let r = self.rng.unit();
-        let hist_id = self.sessions[slot].hist_id;
-        let op = if r < self.w.read_ratio {
-            HistOp::Get { key }
-        } else if r < self.w.read_ratio + self.w.cas_ratio {
-            let expected = self.last_seen.get(&k).cloned().flatten();
-            let value = self.make_value(hist_id);
-            HistOp::Cas { key, expected, value }
-        } else {
-            let value = self.make_value(hist_id);
-            HistOp::Put { key, value }
-        };
+        if kind != OpKind::Get {
+            self.values_written += 1;
+            write_value(&mut s.value, s.hist_id, self.values_written, self.w.value_bytes);
+        }
         self.scratch.clear();
-        match &op {
-            HistOp::Get { key } => Op::Get { key },
-            HistOp::Put { key, value } => Op::Put { key, value },
-            HistOp::Delete { key } => Op::Delete { key },
-            HistOp::Cas { key, expected, value } => {
-                Op::Cas { key, expected: expected.as_deref(), value }
+        let (key, value) = (&s.key[..], &s.value[..]);
+        match kind {
+            OpKind::Get => Op::Get { key },
+            OpKind::Put => Op::Put { key, value },
+            OpKind::Cas => {
+                Op::Cas { key, expected: has_expected.then_some(&s.expected[..]), value }
             }
         }
         .encode(&mut self.scratch);
-        let s = &mut self.sessions[slot];
+        let f = InFlight { group, kind, key_id, has_expected, start_ns: now, intended_ns };
         match s.clients[group].submit(&self.scratch, now) {
-            Ok(_) => s.op = Some(InFlight { group, op, start_ns: now, intended_ns }),
+            Ok(_) => s.op = Some(f),
             Err(SubmitError::TooLarge) | Err(SubmitError::Full) => {
                 // Never sent: certainly not applied.
-                self.record(hist_id, &op, now, Some(now), &Outcome::Fail);
+                self.record(slot, &f, Some(now), End::Fail, None);
                 if intended_ns >= self.w.warmup_ns {
                     self.counts.window_errors += 1;
                 }
@@ -506,63 +631,60 @@ impl<Io: PacketIo, W: Write> Engine<Io, W> {
     }
 
     fn complete(&mut self, slot: usize, f: InFlight, st: u8, body: &[u8], now: u64) {
-        let hist_id = self.sessions[slot].hist_id;
-        let reply = decode_reply(st, body);
-        let key_id =
-            |key: &[u8]| -> Option<u64> { std::str::from_utf8(&key[1..]).ok()?.parse().ok() };
-        let outcome = match (&f.op, reply) {
-            (HistOp::Get { key }, Ok(Reply::Value(v))) => {
-                if let Some(k) = key_id(key) {
-                    self.last_seen.insert(k, v.clone());
-                }
-                Outcome::OkValue(v)
-            }
-            (HistOp::Put { key, value }, Ok(Reply::Done)) => {
-                if let Some(k) = key_id(key) {
-                    self.last_seen.insert(k, Some(value.clone()));
-                }
-                Outcome::OkDone
-            }
-            (HistOp::Cas { key, value, expected }, Ok(Reply::Flag(swapped))) => {
-                if let Some(k) = key_id(key) {
-                    if swapped {
-                        self.last_seen.insert(k, Some(value.clone()));
-                    } else if self.last_seen.get(&k) == Some(expected) {
-                        // Our guess was wrong: read it again before the next cas.
-                        self.last_seen.remove(&k);
-                    }
-                }
-                Outcome::OkFlag(swapped)
-            }
-            (HistOp::Delete { .. }, Ok(Reply::Flag(existed))) => Outcome::OkFlag(existed),
+        let reply = decode_reply_ref(st, body);
+        let end = match (f.kind, reply) {
+            (OpKind::Get, Ok(ReplyRef::Value(_)))
+            | (OpKind::Put, Ok(ReplyRef::Done))
+            | (OpKind::Cas, Ok(ReplyRef::Flag(_))) => End::Ok,
             // Refused before (or without) taking effect.
-            (_, Ok(Reply::Error(status::TOO_LARGE | status::MALFORMED))) => Outcome::Fail,
+            (_, Ok(ReplyRef::Error(status::TOO_LARGE | status::MALFORMED))) => End::Fail,
             (_, other) => {
+                let hist_id = self.sessions[slot].hist_id;
                 log::debug!("logical client {hist_id}: unexpected answer {other:?} (status {st})");
-                Outcome::Info
+                End::Info
             }
         };
-        let in_window = f.intended_ns >= self.w.warmup_ns;
-        let end = self.w.warmup_ns + self.w.duration_ns;
-        match outcome {
-            Outcome::OkValue(_) | Outcome::OkFlag(_) | Outcome::OkDone => {
-                if in_window && now <= end {
-                    self.rec.record_ns(now - f.intended_ns);
-                }
-            }
-            _ => {
-                if in_window {
-                    self.counts.window_errors += 1;
-                }
-            }
+        let reply = reply.ok();
+        if self.w.cas_ratio > 0.0 && end == End::Ok {
+            self.note_seen(slot, &f, reply);
         }
-        let end_ns = (!matches!(outcome, Outcome::Info)).then_some(now);
-        self.record(hist_id, &f.op, f.start_ns, end_ns, &outcome);
-        if matches!(outcome, Outcome::Info) {
+        let in_window = f.intended_ns >= self.w.warmup_ns;
+        let window_end = self.w.warmup_ns + self.w.duration_ns;
+        if end == End::Ok {
+            if in_window && now <= window_end {
+                self.rec.record_ns(now - f.intended_ns);
+            }
+        } else if in_window {
+            self.counts.window_errors += 1;
+        }
+        let end_ns = (end != End::Info).then_some(now);
+        self.record(slot, &f, end_ns, end, reply);
+        if end == End::Info {
             // Outcome unknown: this logical client may not issue again.
             self.replace_session(slot);
         }
         self.idle_slots.push(slot);
+    }
+
+    /// Remembers what the key of a completed operation holds (the next cas expects it).
+    fn note_seen(&mut self, slot: usize, f: &InFlight, reply: Option<ReplyRef<'_>>) {
+        let s = &self.sessions[slot];
+        let k = f.key_id;
+        match (f.kind, reply) {
+            (OpKind::Get, Some(ReplyRef::Value(v))) => set_seen(&mut self.last_seen, k, v),
+            (OpKind::Put, _) => set_seen(&mut self.last_seen, k, Some(&s.value)),
+            (OpKind::Cas, Some(ReplyRef::Flag(true))) => {
+                set_seen(&mut self.last_seen, k, Some(&s.value))
+            }
+            (OpKind::Cas, _) => {
+                let expected = f.has_expected.then_some(&s.expected[..]);
+                if self.last_seen.get(&k).map(Option::as_deref) == Some(expected) {
+                    // Our guess was wrong: read it again before the next cas.
+                    self.last_seen.remove(&k);
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Retries, timeouts: every in-flight session.
@@ -571,14 +693,15 @@ impl<Io: PacketIo, W: Write> Engine<Io, W> {
             let Some(f) = self.sessions[slot].op.as_ref() else { continue };
             if now.saturating_sub(f.start_ns) >= self.w.timeout_ns {
                 let f = self.sessions[slot].op.take().expect("in flight");
-                let hist_id = self.sessions[slot].hist_id;
-                self.record(hist_id, &f.op, f.start_ns, None, &Outcome::Info);
+                self.record(slot, &f, None, End::Info, None);
                 if f.intended_ns >= self.w.warmup_ns {
                     self.counts.window_timeouts += 1;
                 }
                 self.replace_session(slot);
                 self.idle_slots.push(slot);
-            } else {
+            } else if self.sessions[slot].clients[f.group].next_timer_ns().is_some_and(|t| t <= now)
+            {
+                // A resend is due (replies are handled as they arrive, via `take_ready`).
                 self.poll_slot(slot, now);
             }
         }
@@ -693,8 +816,7 @@ impl<Io: PacketIo, W: Write> Engine<Io, W> {
         // Whatever is still out (stopped early, or the drain deadline passed): unknown.
         for slot in 0..self.sessions.len() {
             if let Some(f) = self.sessions[slot].op.take() {
-                let hist_id = self.sessions[slot].hist_id;
-                self.record(hist_id, &f.op, f.start_ns, None, &Outcome::Info);
+                self.record(slot, &f, None, End::Info, None);
                 if f.intended_ns >= measure_start {
                     self.counts.window_timeouts += 1;
                 }
@@ -873,5 +995,34 @@ pub fn main_with(args: Vec<String>) -> Result<(), AppError> {
         Transport::Dpdk => crate::client_dpdk::run(&a, &eal_args, &cluster, w, outputs, &stop),
         #[cfg(not(feature = "dpdk"))]
         Transport::Dpdk => unreachable!("checked by check_transport_compiled"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_values_are_written_like_format() {
+        let mut buf = Vec::new();
+        for n in [0u64, 1, 9, 10, 255, 4096, 123_456_789, u64::MAX] {
+            write_key(&mut buf, n);
+            assert_eq!(buf, format!("k{n}").into_bytes());
+            buf.clear();
+            push_hex(&mut buf, n);
+            assert_eq!(buf, format!("{n:x}").into_bytes());
+        }
+        write_value(&mut buf, 0x2a, 7, 16);
+        assert_eq!(buf, b"v2a.7.xxxxxxxxxx");
+        write_value(&mut buf, 0xabcdef, 0x1234, 4);
+        assert_eq!(buf, b"vabc", "cut to the value size like the formatted one");
+        let mut seen = HashMap::new();
+        set_seen(&mut seen, 1, Some(b"abc"));
+        set_seen(&mut seen, 1, Some(b"de"));
+        assert_eq!(seen[&1].as_deref(), Some(&b"de"[..]));
+        set_seen(&mut seen, 1, None);
+        assert_eq!(seen[&1], None);
+        set_seen(&mut seen, 1, Some(b"f"));
+        assert_eq!(seen[&1].as_deref(), Some(&b"f"[..]));
     }
 }

@@ -305,6 +305,17 @@ impl<Io: PacketIo> Client<Io> {
         }
     }
 
+    /// When the next resend is due (a timeout or the end of a backoff), if any request is
+    /// in flight: a caller with many clients polls only those whose time has come (replies
+    /// are found by polling anyway).
+    pub fn next_timer_ns(&self) -> Option<u64> {
+        self.pending
+            .iter()
+            .filter(|p| p.active)
+            .map(|p| p.retry_at_ns.unwrap_or(p.last_sent_ns.saturating_add(self.cfg.timeout_ns)))
+            .min()
+    }
+
     /// Requests in flight.
     pub fn outstanding(&self) -> usize {
         self.active
