@@ -17,8 +17,9 @@
 //!   memif they share one port to the client and reach each other through the DPDK layer's
 //!   software dispatch (local delivery), with udp they are threads.
 //!
-//! Every poller uses the `--idle` policy (default yield: this machine has fewer vCPUs than
-//! pollers, see shared ENVIRONMENT.md).
+//! Every poller uses the `--idle` policy (default adaptive: yield, except that a leader with
+//! slots in flight spins a few polls for the answer; this machine has fewer vCPUs than
+//! pollers, see shared ENVIRONMENT.md and dataplane::idle).
 
 use crate::cli::{self, AppError, Idle};
 use crate::config::local_cluster_toml;
@@ -103,9 +104,10 @@ pub struct ClusterArgs {
     /// Client: give an operation up after this long.
     #[arg(long, default_value_t = 1000, value_name = "MS")]
     pub timeout_ms: u64,
-    /// Idle policy of every poller (nodes and client): spin, yield, sleep[:<n>{ns,us,ms}],
-    /// or block (udp only).
-    #[arg(long, default_value = "yield", value_name = "POLICY")]
+    /// Idle policy of every poller (nodes and client): spin, yield, adaptive (yield, but a
+    /// leader with slots in flight spins a few polls first), sleep[:<n>{ns,us,ms}], or block
+    /// (udp only).
+    #[arg(long, default_value = "adaptive", value_name = "POLICY")]
     pub idle: Idle,
     /// Write summary.json, results.csv (appended), latency.hlog, the node logs (and
     /// history.jsonl with --history) to DIR.

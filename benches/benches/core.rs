@@ -1,10 +1,12 @@
 //! Protocol cost with no I/O: `cargo bench -p paxos-benches --bench core`.
 //!
-//! - `group3/unbatched`: all protocol work of a 3-replica group (leader, 3 acceptors, 3
-//!   learners; 1 Accept fan-out, 3x3 Accepted) per chosen command, one command per slot,
-//!   including the harness's delivery and, every 64 slots, a tick of every node (heartbeat
-//!   with the trim point, Applied reports, the acceptors forgetting what all applied).
-//! - `group3/batch32`: the same with 32 commands per slot, reported per command.
+//! - `group3/unbatched/*`: all protocol work of a 3-replica group (leader, 3 acceptors, 3
+//!   learners) per chosen command, one command per slot, including the harness's delivery
+//!   and, every 64 slots, a tick of every node (heartbeat with the trim point, Applied
+//!   reports, the acceptors forgetting what all applied). `leader-acks`: the default
+//!   (`accepted_to_learners = false`: 3 Accept, 3 Accepted to the leader); `fanout`: 3
+//!   Accept, 3x3 Accepted to every learner.
+//! - `group3/batch32/*`: the same with 32 commands per slot, reported per command.
 //! - `acceptor/accept`: one replica handling one Accept (store + queue 3 Accepted; its
 //!   learner records the value and decides the slot the Accept's commit point covers).
 
@@ -18,20 +20,26 @@ use paxos_core::{
 fn group(c: &mut Criterion) {
     let value = [0xabu8; 64];
     let mut g = c.benchmark_group("group3");
-    for batch in [1usize, 32] {
-        g.throughput(Throughput::Elements(batch as u64));
-        let name = if batch == 1 { "unbatched" } else { "batch32" };
-        g.bench_function(BenchmarkId::new(name, "64B"), |b| {
-            let mut grp = LocalGroup::new(bench_config(3, batch as u32));
-            b.iter(|| grp.commit_batch(&value, batch));
-            assert!(grp.decided_commands > 0);
-        });
+    for (mode, fanout) in [("leader-acks", false), ("fanout", true)] {
+        for batch in [1usize, 32] {
+            g.throughput(Throughput::Elements(batch as u64));
+            let name = if batch == 1 { "unbatched" } else { "batch32" };
+            g.bench_function(BenchmarkId::new(name, mode), |b| {
+                let mut cfg = bench_config(3, batch as u32);
+                cfg.accepted_to_learners = fanout;
+                let mut grp = LocalGroup::new(cfg);
+                b.iter(|| grp.commit_batch(&value, batch));
+                assert!(grp.decided_commands > 0);
+            });
+        }
     }
     g.finish();
 }
 
 fn acceptor(c: &mut Criterion) {
-    let cfg = bench_config(3, 1);
+    let mut cfg = bench_config(3, 1);
+    // Three Accepted per Accept, as in the earlier figures.
+    cfg.accepted_to_learners = true;
     let mut node =
         MemNode::new(cfg, ReplicaId(1), MemStorage::default(), BytesBuilder::default(), 1).unwrap();
     let ballot = Ballot::new(1, ReplicaId(0));

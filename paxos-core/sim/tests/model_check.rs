@@ -13,7 +13,8 @@
 //!   timeout exactly 2 ticks (the jitter range [2, 3) holds one value, so the seeds do not
 //!   matter and both proposers can time out together), one command per slot, window 2,
 //!   no `Applied` reports (so no trim). Acceptors send `Accepted` to every learner
-//!   (the default) or, in two tests, to the leader only (`accepted_to_learners = false`:
+//!   (set explicitly; the core default is leader-only) or, in two tests, to the leader
+//!   only (`accepted_to_learners = false`:
 //!   followers then decide from the leader's commit point).
 //! - **State**: the nodes; one FIFO channel per ordered pair of nodes; each node's decided
 //!   log (slot i at index i, from `take_decided`); how many commands each proposer has
@@ -240,6 +241,8 @@ impl PaxosModel {
             election_timeout_min_ticks: 2,
             election_timeout_max_ticks: 3,
             retransmit_ticks,
+            // Fan-out mode here; the leader-only tests below set it to false.
+            accepted_to_learners: true,
             max_pending_batches: 4,
             // No Applied reports (hence no trim) within the tick bounds.
             applied_report_ticks: 100,
