@@ -2,14 +2,15 @@
 //!
 //! ```text
 //! paxos-node [EAL options] -- --config cluster.toml --id N [--transport dpdk|udp]
-//!            [--idle spin|yield|sleep] [--stats-interval SECS] [--group G] [--route DEV=MEMBER]
+//!            [--idle spin|yield|adaptive|sleep] [--stats-interval SECS] [--group G] [--route DEV=MEMBER]
 //! paxos-node --config cluster.toml --id N --transport udp        (no EAL part)
 //! ```
 //! - udp: group g binds `member.ip:base_port+g` and runs its `GroupDriver` on its own thread.
 //! - dpdk: every DPDK port the EAL arguments made is started; each group is an endpoint
 //!   (`member.ip`, `base_port+g`, `member.mac`) on every port (software dispatch where the
-//!   device has no flow rules), transmits routed by destination (`--route`), and all groups
-//!   are polled by the main lcore. `/paxos/stats` and `/paxos/lcores` are registered with DPDK
+//!   device has no flow rules), transmits routed by destination (`--route`). With only the
+//!   main lcore all groups are polled there; with worker lcores each group runs on its own
+//!   lane (see `node_dpdk`). `/paxos/stats` and `/paxos/lcores` are registered with DPDK
 //!   telemetry.
 //!
 //! A stats line per group every `--stats-interval` seconds; SIGINT/SIGTERM stop the loops,
