@@ -21,7 +21,7 @@ use dataplane::counters::Counters;
 use dataplane::dpdk::{telemetry, DpdkIoConfig, Eal, Handoff, LcoreId, Port};
 use dataplane::driver::GroupDriver;
 use dataplane::idle::{IdlePolicy, Idler};
-use dataplane::io::Endpoint;
+use dataplane::io::{Endpoint, PacketIo};
 use dataplane::wire::MacAddr;
 use paxos_core::ReplicaId;
 use std::net::Ipv4Addr;
@@ -443,13 +443,7 @@ fn lane_main(
     let mut idler = Idler::new(sh.idle);
     let mut i: u32 = 0;
     loop {
-        let now = tsc.now_ns();
-        let mut work = 0;
-        for d in &mut drivers {
-            work += d.poll(now);
-        }
-        let awaiting = work == 0 && drivers.iter().any(|d| d.awaiting());
-        idler.after_poll(work, awaiting);
+        poll_all(&mut drivers, tsc.now_ns(), &mut idler);
         i = i.wrapping_add(1);
         if i & (CHECK_EVERY - 1) != 0 {
             continue;
@@ -466,6 +460,18 @@ fn lane_main(
         .zip(&handles)
         .map(|(d, h)| final_line(h.member, h.group, &h.counters, d.app()))
         .collect())
+}
+
+/// One pass over every driver of this lcore, then the idle policy: after a pass without
+/// work, `adaptive` spins while a leader awaits its acks, otherwise the policy idles.
+#[inline]
+fn poll_all<Io: PacketIo>(drivers: &mut [GroupDriver<Io, KvApp>], now: u64, idler: &mut Idler) {
+    let mut work = 0;
+    for d in drivers.iter_mut() {
+        work += d.poll(now);
+    }
+    let awaiting = work == 0 && drivers.iter().any(|d| d.awaiting());
+    idler.after_poll(work, awaiting);
 }
 
 /// Every group on the main lcore (the EAL has no worker lcores).
@@ -523,13 +529,7 @@ fn run_on_main(
     let mut idler = Idler::new(idle);
     let mut i: u32 = 0;
     loop {
-        let now = tsc.now_ns();
-        let mut work = 0;
-        for d in &mut drivers {
-            work += d.poll(now);
-        }
-        let awaiting = work == 0 && drivers.iter().any(|d| d.awaiting());
-        idler.after_poll(work, awaiting);
+        poll_all(&mut drivers, tsc.now_ns(), &mut idler);
         i = i.wrapping_add(1);
         if i & (CHECK_EVERY - 1) != 0 {
             continue;
