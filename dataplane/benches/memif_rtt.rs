@@ -169,7 +169,8 @@ fn ping(idle: IdlePolicy, count: usize) {
         polls as f64 / (count + warmup) as f64
     );
     drop(io);
-    let _ = port;
+    // The port is stopped and closed before its mempool goes and before the EAL is cleaned up.
+    let _ = port.close();
     drop(pool);
     let _ = eal.cleanup();
     let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/memif-rtt-ping-{}", std::process::id()));
