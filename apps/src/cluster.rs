@@ -24,6 +24,7 @@
 use crate::cli::{self, AppError, Idle};
 use crate::config::local_cluster_toml;
 use clap::{Parser, ValueEnum};
+use dataplane::idle::IdlePolicy;
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::net::Ipv4Addr;
@@ -141,9 +142,14 @@ pub struct ClusterArgs {
     #[arg(long, default_value_t = MEMIF_LOG2_RING, value_name = "LOG2")]
     pub memif_rsize: u8,
     /// Where the processes may run (DPDK transports): `float` = every process on every CPU,
-    /// `split` = the client alone on the last CPU, the replicas on the others.
+    /// `split` = the client alone on the last CPU, the replicas on the others, `leader` =
+    /// whichever replica leads moves to the last CPU, the rest share the others.
     #[arg(long, value_enum, default_value = "float")]
     pub placement: Placement,
+    /// The replicas' idle policy while they lead (paxos-node --leader-idle; default: --idle,
+    /// or spin with `--placement leader`).
+    #[arg(long, value_name = "POLICY")]
+    pub leader_idle: Option<IdlePolicy>,
 }
 
 /// Where the processes of a local cluster may run.
@@ -157,6 +163,16 @@ pub enum Placement {
     /// `--outstanding` drops by a third (runs were bimodal). Splitting makes high-load runs
     /// repeatable; low-load latency is better with `float` (the replicas use both CPUs).
     Split,
+    /// The leader gets the last CPU to itself, for as long as it leads (paxos-node
+    /// --leader-cpus, idle `spin` unless --leader-idle says otherwise); the followers and
+    /// the client share the other CPUs. For latency at low load: the leader handles four of
+    /// the six messages of a command, and nothing else waits for its CPU.
+    Leader,
+}
+
+/// The CPU a leader moves to with `--placement leader`, if the machine has two or more.
+pub fn leader_cpu(ncpu: usize, placement: Placement) -> Option<usize> {
+    (placement == Placement::Leader && ncpu >= 2).then(|| ncpu - 1)
 }
 
 /// EAL `--lcores` values for (replicas, client) on a machine with `ncpu` CPUs.
@@ -164,6 +180,7 @@ pub fn cpu_sets(ncpu: usize, placement: Placement) -> (String, String) {
     let range = |hi: usize| if hi == 0 { "0@0".to_string() } else { format!("0@(0-{hi})") };
     match placement {
         Placement::Split if ncpu >= 2 => (range(ncpu - 2), format!("0@{}", ncpu - 1)),
+        Placement::Leader if ncpu >= 2 => (range(ncpu - 2), range(ncpu - 2)),
         _ => (range(ncpu.saturating_sub(1)), range(ncpu.saturating_sub(1))),
     }
 }
@@ -412,8 +429,11 @@ impl ClusterArgs {
         if self.idle == Idle::Block && self.transport != ClusterTransport::Udp {
             return Err(cli::usage("--idle block: only with --transport udp"));
         }
-        if self.placement == Placement::Split && self.transport == ClusterTransport::Udp {
-            return Err(cli::usage("--placement split: only with the DPDK transports"));
+        if self.placement != Placement::Float && self.transport == ClusterTransport::Udp {
+            return Err(cli::usage("--placement split|leader: only with the DPDK transports"));
+        }
+        if self.leader_idle.is_some() && self.transport == ClusterTransport::Udp {
+            return Err(cli::usage("--leader-idle: only with the DPDK transports"));
         }
         if !(1..=14).contains(&self.memif_rsize) {
             return Err(cli::usage(format!("--memif-rsize {}: must be 1..=14", self.memif_rsize)));
@@ -506,8 +526,8 @@ pub fn run(a: &ClusterArgs, stop: &AtomicBool) -> Result<(), AppError> {
     std::fs::write(&cfg_path, toml).map_err(|e| cli::runtime(format!("cluster file: {e}")))?;
     let cfg = cfg_path.display().to_string();
     let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if a.placement == Placement::Split && ncpu < 2 {
-        return Err(cli::usage("--placement split: needs at least 2 CPUs"));
+    if a.placement != Placement::Float && ncpu < 2 {
+        return Err(cli::usage("--placement split|leader: needs at least 2 CPUs"));
     }
     let (node_cpus, client_cpus) = cpu_sets(ncpu, a.placement);
     let eal = |prefix: &str, vdevs: Vec<String>, cpus: &str| -> Vec<String> {
@@ -529,7 +549,7 @@ pub fn run(a: &ClusterArgs, stop: &AtomicBool) -> Result<(), AppError> {
         format!("{name},role={role},socket={},socket-abstract=no,rsize={rsize}", sock.display())
     };
     let common_node = |ids: &str| -> Vec<String> {
-        vec![
+        let mut v = vec![
             "--config".into(),
             cfg.clone(),
             "--id".into(),
@@ -540,7 +560,19 @@ pub fn run(a: &ClusterArgs, stop: &AtomicBool) -> Result<(), AppError> {
             a.idle.to_string(),
             "--stats-interval".into(),
             a.stats_interval.to_string(),
-        ]
+        ];
+        if let Some(cpu) = leader_cpu(ncpu, a.placement) {
+            v.extend(["--leader-cpus".into(), cpu.to_string()]);
+        }
+        let leader_idle = match (a.leader_idle, a.placement) {
+            (Some(p), _) => Some(p),
+            (None, Placement::Leader) => Some(IdlePolicy::Spin),
+            (None, _) => None,
+        };
+        if let Some(p) = leader_idle {
+            v.extend(["--leader-idle".into(), p.to_string()]);
+        }
+        v
     };
 
     // af_packet: a bridge and one veth pair per process (removed when `bridge` drops,
@@ -661,7 +693,11 @@ pub fn run(a: &ClusterArgs, stop: &AtomicBool) -> Result<(), AppError> {
             None => format!("{}x{} outstanding", a.clients, a.outstanding),
         };
         let placement = if a.single_process { ", single-process" } else { "" };
-        let split = if a.placement == Placement::Split { ", client on its own CPU" } else { "" };
+        let split = match a.placement {
+            Placement::Float => "",
+            Placement::Split => ", client on its own CPU",
+            Placement::Leader => ", leader on its own CPU",
+        };
         format!("{t}{placement}{split} {n} replicas {}B {lp} idle {}", a.value_bytes, a.idle)
     });
     args.extend([
@@ -814,5 +850,12 @@ mod tests {
         assert_eq!(cpu_sets(2, Placement::Split), ("0@0".into(), "0@1".into()));
         assert_eq!(cpu_sets(8, Placement::Split), ("0@(0-6)".into(), "0@7".into()));
         assert_eq!(cpu_sets(1, Placement::Split), ("0@0".into(), "0@0".into()));
+        assert_eq!(cpu_sets(2, Placement::Leader), ("0@0".into(), "0@0".into()));
+        assert_eq!(cpu_sets(4, Placement::Leader), ("0@(0-2)".into(), "0@(0-2)".into()));
+        assert_eq!(leader_cpu(4, Placement::Leader), Some(3));
+        assert_eq!(leader_cpu(1, Placement::Leader), None);
+        assert_eq!(leader_cpu(4, Placement::Float), None);
+        assert!(args(&["--placement", "leader"]).validate().is_err(), "udp: no EAL placement");
+        assert!(args(&["--leader-idle", "spin"]).validate().is_err(), "udp: no --leader-idle");
     }
 }

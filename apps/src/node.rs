@@ -3,6 +3,7 @@
 //! ```text
 //! paxos-node [EAL options] -- --config cluster.toml --id N [--transport dpdk|udp]
 //!            [--idle spin|yield|adaptive|sleep] [--stats-interval SECS] [--group G] [--route DEV=MEMBER]
+//!            [--leader-idle POLICY] [--leader-cpus CPUS]
 //! paxos-node --config cluster.toml --id N --transport udp        (no EAL part)
 //! ```
 //! - udp: group g binds `member.ip:base_port+g` and runs its `GroupDriver` on its own thread.
@@ -11,7 +12,8 @@
 //!   device has no flow rules), transmits routed by destination (`--route`). With only the
 //!   main lcore all groups are polled there; with worker lcores each group runs on its own
 //!   lane (see `node_dpdk`). `/paxos/stats` and `/paxos/lcores` are registered with DPDK
-//!   telemetry.
+//!   telemetry. `--leader-idle`/`--leader-cpus` change an lcore's idle policy and CPUs while
+//!   it leads (`RoleTuning` in `node_dpdk`).
 //!
 //! A stats line per group every `--stats-interval` seconds; SIGINT/SIGTERM stop the loops,
 //! and the final counters are printed (a second signal kills at once).
@@ -59,6 +61,15 @@ pub struct NodeArgs {
     /// block (udp only: wait in the kernel for a datagram or the next tick).
     #[arg(long, default_value = "yield", value_name = "POLICY")]
     pub idle: Idle,
+    /// DPDK: the idle policy of an lcore while it leads a group (default: --idle). With
+    /// --leader-cpus, `spin`: the leader keeps a CPU of its own busy while followers yield.
+    #[arg(long, value_name = "POLICY")]
+    pub leader_idle: Option<IdlePolicy>,
+    /// DPDK: while an lcore leads a group it runs on these CPUs (e.g. `1` or `2,3`) and goes
+    /// back to its EAL CPU set (from --lcores) when it stops leading. For machines with more
+    /// pollers than CPUs: the leader, which does most of the work, gets a CPU to itself.
+    #[arg(long, value_name = "CPUS", value_delimiter = ',')]
+    pub leader_cpus: Vec<usize>,
     /// Seconds between stats lines (0: none).
     #[arg(long, allow_negative_numbers = true, default_value_t = 5.0, value_name = "SECS")]
     pub stats_interval: f64,
@@ -217,6 +228,9 @@ pub fn main_with(args: Vec<String>) -> Result<(), AppError> {
     cli::check_routes(&cluster, &opts.routes)?;
     let stop = cli::stop_on_signals()?;
     match opts.transport {
+        Transport::Udp if opts.leader_idle.is_some() || !opts.leader_cpus.is_empty() => {
+            Err(cli::usage("--leader-idle/--leader-cpus: only with --transport dpdk"))
+        }
         Transport::Udp => {
             if eal_args.len() > 1 {
                 log::warn!("--transport udp: ignoring the EAL options {:?}", &eal_args[1..]);

@@ -18,7 +18,7 @@ use crate::dpdk_env::{lane_ios, DpdkEnv};
 use crate::kvapp::KvApp;
 use crate::node::{driver_config, final_line, GroupHandle, GroupState, NodeArgs, StatsPrinter};
 use dataplane::counters::Counters;
-use dataplane::dpdk::{telemetry, DpdkIoConfig, Eal, Handoff, LcoreId, Port};
+use dataplane::dpdk::{telemetry, CpuSet, DpdkIoConfig, Eal, Handoff, LcoreId, Port};
 use dataplane::driver::GroupDriver;
 use dataplane::idle::{IdlePolicy, Idler};
 use dataplane::io::{Endpoint, PacketIo};
@@ -439,6 +439,7 @@ fn lane_main(
         drivers.push(d);
         handles.push(h);
     }
+    let mut role = RoleTuning::new(sh.opts, sh.idle)?;
     sh.ready.fetch_add(1, Ordering::Release);
     let mut idler = Idler::new(sh.idle);
     let mut i: u32 = 0;
@@ -451,6 +452,7 @@ fn lane_main(
         for (d, h) in drivers.iter().zip(&handles) {
             h.state.update(d);
         }
+        role.update(drivers.iter().any(|d| d.is_leader()), &mut idler);
         if sh.stop.load(Ordering::Relaxed) {
             break;
         }
@@ -460,6 +462,64 @@ fn lane_main(
         .zip(&handles)
         .map(|(d, h)| final_line(h.member, h.group, &h.counters, d.app()))
         .collect())
+}
+
+/// Where a poll loop runs and how it idles, by role (`--leader-idle`, `--leader-cpus`):
+/// while it leads any of its groups, the leader policy on the leader CPUs; otherwise `--idle`
+/// on the lcore's EAL CPU set. Checked every [`CHECK_EVERY`] polls; changes only when
+/// leadership does (an affinity change is one system call and a migration).
+struct RoleTuning {
+    follower_idle: IdlePolicy,
+    leader_idle: IdlePolicy,
+    /// (leader CPUs, the EAL's CPUs for this lcore), with `--leader-cpus`.
+    cpus: Option<(CpuSet, CpuSet)>,
+    leading: bool,
+}
+
+impl RoleTuning {
+    /// Call on the lcore's own thread. Tries the leader CPUs once, so that a CPU the machine
+    /// does not have is an error at start rather than a warning at the first election.
+    fn new(opts: &NodeArgs, idle: IdlePolicy) -> Result<RoleTuning, String> {
+        let cpus = if opts.leader_cpus.is_empty() {
+            None
+        } else {
+            let leader = CpuSet::from_cpus(&opts.leader_cpus)
+                .map_err(|e| format!("--leader-cpus: {}", e.msg))?;
+            let home = CpuSet::of_current_thread().map_err(|e| e.to_string())?;
+            leader.apply_to_current_thread().map_err(|e| {
+                format!("--leader-cpus {leader}: not CPUs this process may use ({e})")
+            })?;
+            home.apply_to_current_thread().map_err(|e| e.to_string())?;
+            Some((leader, home))
+        };
+        let leader_idle = opts.leader_idle.unwrap_or(idle);
+        Ok(RoleTuning { follower_idle: idle, leader_idle, cpus, leading: false })
+    }
+
+    fn update(&mut self, leading: bool, idler: &mut Idler) {
+        if leading == self.leading {
+            return;
+        }
+        self.leading = leading;
+        let (policy, role) =
+            if leading { (self.leader_idle, "leading") } else { (self.follower_idle, "following") };
+        idler.set_policy(policy);
+        match &self.cpus {
+            Some((leader, home)) => {
+                let set = if leading { leader } else { home };
+                match set.apply_to_current_thread() {
+                    Ok(()) => {
+                        log::info!("{role}: this lcore now runs on CPU(s) {set}, idle {policy}")
+                    }
+                    Err(e) => log::warn!("{role}: cannot move this lcore to CPU(s) {set}: {e}"),
+                }
+            }
+            None if self.leader_idle != self.follower_idle => {
+                log::info!("{role}: idle {policy}");
+            }
+            None => {}
+        }
+    }
 }
 
 /// One pass over every driver of this lcore, then the idle policy: after a pass without
@@ -520,6 +580,7 @@ fn run_on_main(
         );
     }
 
+    let mut role = RoleTuning::new(opts, idle).map_err(cli::usage)?;
     crate::node::print_ready(members, groups, "dpdk");
     let tsc = env.tsc;
     let mut printer = StatsPrinter::new(handles.len());
@@ -540,6 +601,7 @@ fn run_on_main(
         for (d, h) in drivers.iter().zip(&handles) {
             h.state.update(d);
         }
+        role.update(drivers.iter().any(|d| d.is_leader()), &mut idler);
         if !links_up && i & (CHECK_EVERY * 1024 - 1) == 0 {
             let down = env.wait_links(Duration::ZERO, stop);
             if down.is_empty() {

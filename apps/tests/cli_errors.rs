@@ -95,6 +95,16 @@ fn node_argument_errors() {
         "--stats-interval",
     );
     assert_usage(NODE, &["--config", g, "--id", "0,0", "--transport", "udp"], "--id 0");
+    assert_usage(
+        NODE,
+        &["--config", g, "--id", "0", "--transport", "udp", "--leader-cpus", "1"],
+        "--leader-cpus",
+    );
+    assert_usage(
+        NODE,
+        &["--config", g, "--id", "0", "--transport", "udp", "--leader-idle", "nap"],
+        "--leader-idle",
+    );
     let bad = dir.file("bad.toml", &GOOD.replace("base_port", "bsae_port"));
     assert_usage(
         NODE,
@@ -143,4 +153,6 @@ fn cluster_argument_errors() {
     assert_usage(CLUSTER, &["--transport", "tcp"], "--transport");
     assert_usage(CLUSTER, &["--transport", "udp", "--history"], "--history");
     assert_usage(CLUSTER, &["--transport", "udp", "--idle", "sometimes"], "--idle");
+    assert_usage(CLUSTER, &["--transport", "udp", "--placement", "leader"], "--placement");
+    assert_usage(CLUSTER, &["--leader-idle", "sometimes"], "--leader-idle");
 }

@@ -67,6 +67,12 @@ impl Idler {
         self.policy
     }
 
+    /// Switches policy (e.g. when the loop's role changes); the spin budget starts afresh.
+    pub fn set_policy(&mut self, policy: IdlePolicy) {
+        self.policy = policy;
+        self.spun = 0;
+    }
+
     /// Call after every poll with the work it did and whether an answer is due (e.g. the
     /// leader has slots in flight). Idles (per the policy) only when `work` is 0. Returns
     /// true if it spun instead of applying the policy.

@@ -3,6 +3,7 @@
 //!
 //! | module | what |
 //! |---|---|
+//! | [`affinity`] | [`CpuSet`]: the calling thread's CPU affinity, read, set and restored |
 //! | [`error`] | [`DpdkError`], made in one place from FFI return codes |
 //! | [`eal`] | [`Eal::init`] / cleanup, lcores |
 //! | [`lcore`] | launching closures on worker lcores ([`Eal::launch`], [`Eal::scope`]), results and panics back |
@@ -25,6 +26,7 @@
 //! (releasing RX rings), drops the mempools (freed once every mbuf is back) and finally the
 //! [`Eal`] (`rte_eal_cleanup`, refused while a pool is alive).
 
+pub mod affinity;
 pub mod buf;
 pub mod dispatch;
 pub mod eal;
@@ -40,6 +42,7 @@ pub mod signal;
 pub mod telemetry;
 pub mod tsc;
 
+pub use affinity::CpuSet;
 pub use buf::{CopyArena, DpdkBuf, DpdkValueBuilder, COPY_THRESHOLD_BYTES};
 pub use dispatch::{open_endpoints, steer_by_udp_port, SharedQueue, Steering};
 pub use eal::{Eal, LcoreId};
