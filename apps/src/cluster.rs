@@ -144,6 +144,10 @@ pub struct ClusterArgs {
     /// `split` = the client alone on the last CPU, the replicas on the others.
     #[arg(long, value_enum, default_value = "float")]
     pub placement: Placement,
+    /// Client: one datagram per request (default: the requests of one loop iteration to
+    /// the same replica share datagrams, kind 18).
+    #[arg(long)]
+    pub no_batch: bool,
 }
 
 /// Where the processes of a local cluster may run.
@@ -692,6 +696,9 @@ pub fn run(a: &ClusterArgs, stop: &AtomicBool) -> Result<(), AppError> {
     ]);
     if let Some(r) = a.rate {
         args.extend(["--rate".into(), r.to_string()]);
+    }
+    if a.no_batch {
+        args.push("--no-batch".into());
     }
     if let Some(out) = &a.out {
         let p = |f: &str| out.join(f).display().to_string();
