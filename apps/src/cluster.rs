@@ -150,6 +150,10 @@ pub struct ClusterArgs {
     /// or spin with `--placement leader`).
     #[arg(long, value_name = "POLICY")]
     pub leader_idle: Option<IdlePolicy>,
+    /// Client: one datagram per request (default: the requests of one loop iteration to
+    /// the same replica share datagrams, kind 18).
+    #[arg(long)]
+    pub no_batch: bool,
 }
 
 /// Where the processes of a local cluster may run.
@@ -728,6 +732,9 @@ pub fn run(a: &ClusterArgs, stop: &AtomicBool) -> Result<(), AppError> {
     ]);
     if let Some(r) = a.rate {
         args.extend(["--rate".into(), r.to_string()]);
+    }
+    if a.no_batch {
+        args.push("--no-batch".into());
     }
     if let Some(out) = &a.out {
         let p = |f: &str| out.join(f).display().to_string();

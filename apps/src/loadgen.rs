@@ -27,7 +27,7 @@
 
 use crate::cli::{self, AppError, Idle, Route, Transport};
 use crate::config::{group_of, Cluster, MemberInfo};
-use crate::demux::{Demux, DemuxIo};
+use crate::demux::{Delivered, Demux, DemuxIo, DemuxStats};
 use crate::history::{HistOp, HistoryWriter, Outcome};
 use crate::kv::{self, Op};
 use crate::kvapp::{decode_reply_ref, ReplyRef};
@@ -138,6 +138,11 @@ pub struct ClientArgs {
     /// Label of the run in the reports (default: derived from the options).
     #[arg(long)]
     pub label: Option<String>,
+    /// Send every request in a datagram of its own (by default the requests of one loop
+    /// iteration to the same replica share datagrams, kind 18, up to the cluster's
+    /// max_message_bytes; replicas older than the batch kinds need this).
+    #[arg(long)]
+    pub no_batch: bool,
     /// Seed of the workload generator (default: fresh each run).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -267,6 +272,8 @@ pub struct RunCounts {
     /// Open loop: arrivals dropped because the backlog was full.
     pub dropped_arrivals: u64,
     pub client: ClientStats,
+    /// Requests per datagram, reply batches.
+    pub demux: DemuxStats,
 }
 
 fn add_stats(a: &mut ClientStats, b: &ClientStats) {
@@ -304,6 +311,9 @@ pub struct Workload {
     pub idle: IdlePolicy,
     pub seed: u64,
     pub label: String,
+    /// Largest request datagram the demux builds by coalescing requests to one replica
+    /// (the cluster's `max_message_bytes`); 0 = one datagram per request (`--no-batch`).
+    pub batch_bytes: usize,
 }
 
 /// The operations the generator issues.
@@ -444,7 +454,8 @@ pub struct Engine<Io: PacketIo, W: Write> {
     counts: RunCounts,
     scratch: Vec<u8>,
     done: Vec<Completion<Io::Buf>>,
-    ready: Vec<usize>,
+    /// Replies handed out by the demux in one pump.
+    delivered: Vec<Delivered<Io::Buf>>,
     values_written: u64,
     /// `--idle block`: waits on the transport for up to the given time.
     blocker: Option<fn(&Io, Duration)>,
@@ -455,7 +466,7 @@ impl<Io: PacketIo, W: Write> Engine<Io, W> {
     pub fn new(io: Io, replicas: Vec<PeerTable>, w: Workload, history: Option<W>) -> Self {
         let nonce = cli::fresh_seed() & !0xFF_FFFF;
         let mut e = Engine {
-            demux: Demux::new(io),
+            demux: Demux::new(io, w.batch_bytes),
             replicas,
             rng: Rng::new(w.seed),
             w,
@@ -472,7 +483,7 @@ impl<Io: PacketIo, W: Write> Engine<Io, W> {
             counts: RunCounts::default(),
             scratch: Vec::new(),
             done: Vec::new(),
-            ready: Vec::new(),
+            delivered: Vec::new(),
             values_written: 0,
             blocker: None,
         };
@@ -609,14 +620,28 @@ impl<Io: PacketIo, W: Write> Engine<Io, W> {
         }
     }
 
-    /// Polls the in-flight client of `slot` and handles its completion.
+    /// A reply for the session in `slot`: its client of the reply's group takes it (a
+    /// stale one is counted there); a completion ends the operation in flight.
+    fn on_reply(&mut self, slot: usize, d: Delivered<Io::Buf>, now: u64) {
+        let mut done = std::mem::take(&mut self.done);
+        done.clear();
+        if let Some(c) = self.sessions[slot].clients.get_mut(usize::from(d.group)) {
+            c.on_reply(d.from, d.reply, now, &mut done);
+        }
+        let in_flight = self.sessions[slot].op.as_ref().map(|o| o.group);
+        if let (Some(c), Some(g)) = (done.pop(), in_flight) {
+            if g == usize::from(d.group) {
+                let f = self.sessions[slot].op.take().expect("in flight");
+                self.complete(slot, f, c.status, c.body.as_ref(), now);
+            }
+        }
+        done.clear();
+        self.done = done;
+    }
+
+    /// Polls the in-flight client of `slot` (resends) and handles its completion.
     fn poll_slot(&mut self, slot: usize, now: u64) {
         let Some(g) = self.sessions[slot].op.as_ref().map(|o| o.group) else {
-            // Idle: drain stale replies from every group's inbox.
-            for c in &mut self.sessions[slot].clients {
-                c.poll(now, &mut self.done);
-            }
-            self.done.clear();
             return;
         };
         let mut done = std::mem::take(&mut self.done);
@@ -701,7 +726,7 @@ impl<Io: PacketIo, W: Write> Engine<Io, W> {
                 self.idle_slots.push(slot);
             } else if self.sessions[slot].clients[f.group].next_timer_ns().is_some_and(|t| t <= now)
             {
-                // A resend is due (replies are handled as they arrive, via `take_ready`).
+                // A resend is due (replies are handled as they arrive, via `pump`).
                 self.poll_slot(slot, now);
             }
         }
@@ -773,17 +798,16 @@ impl<Io: PacketIo, W: Write> Engine<Io, W> {
             }
             // Replies (stamped with a fresh clock: issuing may have taken a while, or the
             // thread was preempted).
-            work += self.demux.pump();
+            let mut delivered = std::mem::take(&mut self.delivered);
+            delivered.clear();
+            work += self.demux.pump(&mut delivered);
             let now = now_of(&clock);
-            self.ready.clear();
-            let mut ready = std::mem::take(&mut self.ready);
-            self.demux.take_ready(&mut ready);
-            for &i in &ready {
-                if let Some(slot) = self.by_inbox.get(i).copied().flatten() {
-                    self.poll_slot(slot, now);
+            for d in delivered.drain(..) {
+                if let Some(slot) = self.by_inbox.get(d.inbox).copied().flatten() {
+                    self.on_reply(slot, d, now);
                 }
             }
-            self.ready = ready;
+            self.delivered = delivered;
             if now >= next_sweep {
                 self.sweep(now);
                 next_sweep = now + SWEEP_NS;
@@ -827,6 +851,7 @@ impl<Io: PacketIo, W: Write> Engine<Io, W> {
                 add_stats(&mut self.counts.client, c.stats());
             }
         }
+        self.counts.demux = self.demux.stats();
         let window = Duration::from_nanos(measure_end.saturating_sub(measure_start));
         let summary = Summary::from(
             &self.w.label,
@@ -942,6 +967,17 @@ pub fn print_report(r: &RunResult) {
             String::new()
         }
     );
+    let d = &c.demux;
+    println!(
+        "  datagrams: {} requests in {} ({:.1} per datagram); replies received {} ({} reply \
+         batches), unmatched {}",
+        d.requests,
+        d.request_datagrams,
+        d.requests as f64 / d.request_datagrams.max(1) as f64,
+        d.delivered,
+        d.reply_batches,
+        d.unmatched
+    );
 }
 
 /// Parses, validates and runs; `args` as from `std::env::args()`.
@@ -968,6 +1004,7 @@ pub fn main_with(args: Vec<String>) -> Result<(), AppError> {
         idle: a.idle.policy(),
         seed: a.seed.unwrap_or_else(cli::fresh_seed),
         label: a.label.clone().unwrap_or_else(|| a.default_label(cluster.members.len())),
+        batch_bytes: if a.no_batch { 0 } else { cluster.raw.max_message_bytes as usize },
     };
     match a.transport {
         Transport::Udp => {

@@ -131,6 +131,13 @@ fn cas_increments_from_four_clients_add_up() {
 
 #[test]
 fn load_engine_over_an_in_process_group_records_a_sane_history() {
+    // Requests coalesced per replica (kind 18), and one datagram per request.
+    for batch_bytes in [1472, 0] {
+        engine_run(batch_bytes);
+    }
+}
+
+fn engine_run(batch_bytes: usize) {
     let net = MemNetwork::new();
     let mut drivers = LocalGroup::replicas(3).on_mem(&net, |_| KvApp::default()).unwrap();
     let peers = drivers[0].peers().clone();
@@ -149,6 +156,7 @@ fn load_engine_over_an_in_process_group_records_a_sane_history() {
         idle: IdlePolicy::Spin,
         seed: 7,
         label: "memio".into(),
+        batch_bytes,
     };
     let engine = Engine::new(io, vec![peers], w, Some(Vec::new()));
     // A virtual clock: 10 us per loop iteration (the engine reads it a few times per
@@ -186,4 +194,99 @@ fn load_engine_over_an_in_process_group_records_a_sane_history() {
         assert!(g.is_null() || written.contains(g.as_str().unwrap()), "get returned {g}");
     }
     assert!(text.contains("\"op\":\"cas\""));
+    let d = &r.counts.demux;
+    if batch_bytes == 0 {
+        assert_eq!(d.requests, d.request_datagrams);
+    } else {
+        assert!(d.request_datagrams < d.requests, "nothing coalesced: {d:?}");
+        assert!(d.reply_batches > 0, "no reply batch: {d:?}");
+    }
+}
+
+/// Sends `reqs` as ONE request batch to `to` and collects the replies (single or batched)
+/// by (client, seq), in arrival order.
+fn exchange(
+    net_io: &mut MemIo,
+    drivers: &mut [GroupDriver<MemIo, KvApp>],
+    now: &mut u64,
+    to: usize,
+    reqs: &[(u64, u64, Vec<u8>)],
+) -> Vec<(u64, u64, u8, Vec<u8>)> {
+    use dataplane::io::PacketIo;
+    use paxos_core::wire::{decode_borrowed, BatchBuilder, ClientRequest, Envelope, Route, CLIENT};
+    use paxos_core::{ReplicaId, RequestSeq};
+    let mut b = BatchBuilder::requests(1472);
+    for (client, seq, cmd) in reqs {
+        let req =
+            ClientRequest { client: ClientId(*client), seq: RequestSeq(*seq), command: &cmd[..] };
+        assert!(b.push_request(&req));
+    }
+    let route = Route { group: GroupId(0), from: CLIENT, to: ReplicaId(to as u16) };
+    let dst = drivers[to].io().local();
+    let bytes = b.finish(route);
+    net_io.send_with(&dst, bytes.len(), |buf| buf.copy_from_slice(bytes)).unwrap();
+    net_io.flush();
+    let mut out = Vec::new();
+    let mut got = Vec::new();
+    for _ in 0..10_000 {
+        *now += 10_000;
+        poll_all(drivers, *now);
+        got.clear();
+        net_io.recv_burst(&mut got, 32);
+        for dg in &got {
+            match decode_borrowed(&dg.data).unwrap().1 {
+                Envelope::Reply(r) => out.push((r.client.0, r.seq.0, r.status, r.body.to_vec())),
+                Envelope::ReplyBatch(batch) => {
+                    for r in batch.replies() {
+                        let body = batch.entries[r.body.clone()].to_vec();
+                        out.push((r.client.0, r.seq.0, r.status, body));
+                    }
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        if out.len() == reqs.len() {
+            return out;
+        }
+    }
+    panic!("only {} of {} replies", out.len(), reqs.len());
+}
+
+/// Exactly-once sessions hold per entry of a request batch: a retry (in the same batch or
+/// a later one) is answered from the session's cached reply and not applied again.
+#[test]
+fn request_batches_keep_sessions_exactly_once() {
+    let net = MemNetwork::new();
+    let mut drivers = LocalGroup::replicas(3).on_mem(&net, |_| KvApp::default()).unwrap();
+    let mut me = net.attach_next(Arc::new(Counters::default()));
+    let mut now = 0u64;
+    while !drivers.iter().any(|d| d.is_leader()) {
+        now += 100_000;
+        poll_all(&mut drivers, now);
+        assert!(now < 10_000_000_000, "no leader");
+    }
+    let leader = drivers.iter().position(|d| d.is_leader()).unwrap();
+    let put = |v: &[u8]| encode(Op::Put { key: b"k", value: v });
+    let get = encode(Op::Get { key: b"k" });
+    // Client 1 puts "a", client 2 puts "b", then client 1's put is retried in the same
+    // batch: applied again, it would put "a" back.
+    let first = exchange(
+        &mut me,
+        &mut drivers,
+        &mut now,
+        leader,
+        &[(1, 1, put(b"a")), (2, 1, put(b"b")), (1, 1, put(b"a"))],
+    );
+    assert!(first.iter().all(|r| r.2 == status::OK), "{first:?}");
+    // A later retry of the same request, and a read by client 1.
+    let second =
+        exchange(&mut me, &mut drivers, &mut now, leader, &[(1, 1, put(b"a")), (1, 2, get)]);
+    let read = second.iter().find(|r| (r.0, r.1) == (1, 2)).unwrap();
+    assert_eq!(decode_reply(read.2, &read.3), Ok(Reply::Value(Some(b"b".to_vec()))));
+    let retried = second.iter().find(|r| (r.0, r.1) == (1, 1)).unwrap();
+    let original = first.iter().find(|r| (r.0, r.1) == (1, 1)).unwrap();
+    assert_eq!(retried, original, "the retry got the cached reply");
+    for d in &drivers {
+        assert_eq!(d.app().store().get(b"k"), Some(&b"b"[..]));
+    }
 }

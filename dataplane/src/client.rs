@@ -1,6 +1,7 @@
 //! A small client over any [`PacketIo`], for tests and benches: sends each request to the
 //! replica it believes leads, follows `NOT_LEADER` hints, retries on timeout and backs off
-//! on `BUSY`, and matches replies by `(client, seq)`. Up to `max_outstanding` requests may
+//! on `BUSY`, and matches replies by `(client, seq)`. It sends single requests and accepts
+//! replies singly or in batches (kind 19: a replica coalesces the replies of one poll). Up to `max_outstanding` requests may
 //! be in flight (a closed loop with a window). Driven like a node: call [`Client::poll`]
 //! with a monotonic clock.
 //!
@@ -12,8 +13,8 @@ use crate::app::status;
 use crate::io::{Datagram, PacketIo, RxBuf};
 use crate::peers::PeerTable;
 use paxos_core::wire::{
-    decode, encode_request, peek_header, request_encoded_len, ClientRequest, Envelope, Kind, Route,
-    CLIENT,
+    decode, encode_request, peek_header, request_encoded_len, ClientReply, ClientRequest, Envelope,
+    Kind, Route, CLIENT,
 };
 use paxos_core::{ClientId, GroupId, ReplicaId, RequestSeq};
 
@@ -203,23 +204,42 @@ impl<Io: PacketIo> Client<Io> {
         done: &mut Vec<Completion<Io::Buf>>,
     ) {
         let bytes = dg.data.as_ref();
-        let ok_header = matches!(peek_header(bytes), Ok(h) if h.kind == Kind::ClientReply && h.group == self.cfg.group);
+        let ok_header = matches!(peek_header(bytes), Ok(h) if h.group == self.cfg.group
+            && matches!(h.kind, Kind::ClientReply | Kind::ClientReplyBatch));
         if !ok_header {
             self.stats.ignored += 1;
             return;
         }
-        let (header, reply) = match decode(bytes, |r| dg.data.slice(r)) {
-            Ok((h, Envelope::Reply(r))) if r.client == self.cfg.id => (h, r),
-            _ => {
-                self.stats.ignored += 1;
-                return;
+        match decode(bytes, |r| dg.data.slice(r)) {
+            Ok((h, Envelope::Reply(reply))) => self.on_reply(h.from, reply, now_ns, done),
+            Ok((h, Envelope::ReplyBatch(batch))) => {
+                for reply in batch.replies() {
+                    let reply = reply.map_body(|r| batch.entries.slice(r));
+                    self.on_reply(h.from, reply, now_ns, done);
+                }
             }
-        };
+            _ => self.stats.ignored += 1,
+        }
+    }
+
+    /// Handles one reply from replica `from` (a single reply, or one entry of a reply
+    /// batch): for callers that receive and decode datagrams themselves (a demultiplexer
+    /// serving many clients). Replies for another client id are counted as ignored.
+    pub fn on_reply(
+        &mut self,
+        from: ReplicaId,
+        reply: ClientReply<Io::Buf>,
+        now_ns: u64,
+        done: &mut Vec<Completion<Io::Buf>>,
+    ) {
+        if reply.client != self.cfg.id {
+            self.stats.ignored += 1;
+            return;
+        }
         let Some(i) = self.pending.iter().position(|p| p.active && p.seq == reply.seq.0) else {
             self.stats.stale_replies += 1;
             return;
         };
-        let from = header.from;
         match reply.status {
             status::NOT_LEADER => {
                 self.stats.redirects += 1;

@@ -63,6 +63,11 @@ pub struct Counters {
     pub client_requests: Counter,
     pub client_replies: Counter,
     pub client_rejected: Counter,
+    /// Received datagrams that carried a batch of client requests (kind 18).
+    pub client_request_batches: Counter,
+    /// Sent datagrams that carried a batch of client replies (kind 19); `client_replies`
+    /// counts the replies in them one by one.
+    pub client_reply_batches: Counter,
     pub leader_changes: Counter,
     pub loop_iterations: Counter,
     pub idle_polls: Counter,
@@ -112,7 +117,7 @@ impl Counters {
     /// Visits every counter as (group, name, value) in a fixed order: for printing and
     /// telemetry. Groups: "" for plain counters, "frame_drop", "wire_drop".
     pub fn visit(&self, mut f: impl FnMut(&'static str, &'static str, u64)) {
-        let plain: [(&'static str, &Counter); 35] = [
+        let plain: [(&'static str, &Counter); 37] = [
             ("rx_packets", &self.rx_packets),
             ("rx_bytes", &self.rx_bytes),
             ("tx_packets", &self.tx_packets),
@@ -132,6 +137,8 @@ impl Counters {
             ("client_requests", &self.client_requests),
             ("client_replies", &self.client_replies),
             ("client_rejected", &self.client_rejected),
+            ("client_request_batches", &self.client_request_batches),
+            ("client_reply_batches", &self.client_reply_batches),
             ("leader_changes", &self.leader_changes),
             ("loop_iterations", &self.loop_iterations),
             ("idle_polls", &self.idle_polls),

@@ -6,15 +6,18 @@
 //! ```text
 //! rx burst (RX_BURST)         for each datagram: filter -> peek_header -> group/to check
 //!                               -> decode (values are zero-copy RxBuf slices)
-//!                               Protocol -> node.step; Request -> wrap + node.propose
-//!                               (or an immediate NOT_LEADER / BUSY / TOO_LARGE reply);
+//!                               Protocol -> node.step; Request (or each entry of a
+//!                               request batch) -> wrap + node.propose (or an immediate
+//!                               NOT_LEADER / BUSY / TOO_LARGE reply);
 //!                               Reply -> dropped and counted
 //! node.flush()                one burst's requests share one slot
 //! ticks                       one node.tick() per tick_ns elapsed (<= MAX_TICKS_PER_POLL)
 //! output rounds               sync if needed, then take_messages: to self -> node.step,
 //!                               others -> encoded straight into the transmit buffer;
 //!                               repeated while stepping ourselves made more (bounded)
-//! decided                     each command of each slot -> app.apply -> the proposer replies
+//! decided                     each command of each slot -> app.apply -> the proposer replies;
+//!                               then the poll's replies go out, coalesced per client
+//!                               endpoint (one datagram per endpoint, batch kind 19)
 //! events, io.flush()
 //! ```
 //! `poll` returns the work done (datagrams received and sent, commands applied); the caller
@@ -39,8 +42,8 @@ use crate::io::{Datagram, Endpoint, PacketIo, RxBuf};
 use crate::peers::{PeerError, PeerTable};
 use core::fmt;
 use paxos_core::wire::{
-    decode, encode, encode_reply, encoded_len, peek_header, reply_encoded_len, ClientReply,
-    ClientRequest, Envelope, Kind, Route, WireError, CLIENT,
+    decode, encode, encode_reply, encoded_len, peek_header, reply_encoded_len, BatchBuilder,
+    ClientReply, ClientRequest, Envelope, Kind, Route, WireError, CLIENT,
 };
 use paxos_core::{
     payload, ClientId, Config, ConfigError, Decided, Event, GroupId, MemStorage, Message, Node,
@@ -58,6 +61,9 @@ pub const MAX_TICKS_PER_POLL: u32 = 16;
 /// Most sync/take_messages rounds per poll. A round runs again only when delivering
 /// messages to ourselves produced more; what is left waits for the next poll.
 pub const MAX_OUTPUT_ROUNDS: usize = 16;
+/// Client endpoints whose replies one poll coalesces at a time; a reply to yet another
+/// endpoint first sends the open batches.
+pub const REPLY_BATCH_ENDPOINTS: usize = 8;
 /// Default tick: 1 ms (the election timeout is 10-20 ticks with the default `Config`).
 pub const DEFAULT_TICK_NS: u64 = 1_000_000;
 
@@ -152,6 +158,10 @@ struct Link<Io, F> {
     me: ReplicaId,
     /// Encoded datagram, only when the filter is active (it must see the bytes first).
     scratch: Vec<u8>,
+    /// Replies of this poll not sent yet, one builder per client endpoint; the first
+    /// `reply_open` are in use. Sent by `flush_replies`.
+    replies: Vec<(Endpoint, BatchBuilder)>,
+    reply_open: usize,
 }
 
 impl<Io: PacketIo, F: PacketFilter> Link<Io, F> {
@@ -210,6 +220,8 @@ impl<Io: PacketIo, F: PacketFilter> Link<Io, F> {
         self.transmit(to_ep, encoded_len(msg), |buf| encode(route, msg, buf))
     }
 
+    /// Queues a reply to the client at `to`; replies to one endpoint in one poll leave as
+    /// one datagram (a batch when there are several) when `flush_replies` runs.
     fn send_reply(
         &mut self,
         to: &Endpoint,
@@ -218,7 +230,7 @@ impl<Io: PacketIo, F: PacketFilter> Link<Io, F> {
         mut status: u8,
         leader_hint: Option<ReplicaId>,
         mut body: &[u8],
-    ) -> usize {
+    ) {
         let mut reply = ClientReply { client, seq, status, leader_hint, body };
         if reply_encoded_len(&reply) > self.io.max_payload() {
             self.counters.reply_too_large.inc();
@@ -226,11 +238,70 @@ impl<Io: PacketIo, F: PacketFilter> Link<Io, F> {
             body = &[];
             reply = ClientReply { client, seq, status, leader_hint, body };
         }
+        let open = self.replies[..self.reply_open].iter().position(|(ep, _)| ep == to);
+        let i = match open {
+            Some(i) => i,
+            None => {
+                if self.reply_open == self.replies.len() {
+                    self.flush_replies();
+                }
+                let i = self.reply_open;
+                self.reply_open += 1;
+                self.replies[i].0 = *to;
+                i
+            }
+        };
+        if self.replies[i].1.push_reply(&reply) {
+            return;
+        }
+        // Full: send what this endpoint has, then start its next datagram.
+        self.send_reply_batch(i);
+        if !self.replies[i].1.push_reply(&reply) {
+            // Larger than a batch may be (max_message_bytes) but within max_payload.
+            let route = Route { group: self.group, from: self.me, to: CLIENT };
+            let sent = self
+                .transmit(to, reply_encoded_len(&reply), |buf| encode_reply(route, &reply, buf));
+            self.counters.client_replies.add(sent as u64);
+        }
+    }
+
+    /// Sends the replies collected for open endpoint `i` and clears them.
+    fn send_reply_batch(&mut self, i: usize) {
+        // Taken out (no allocation) so that `transmit` may borrow the rest of `self`.
+        let mut replies = core::mem::take(&mut self.replies);
+        if let Some((to, builder)) = replies.get_mut(i) {
+            self.send_built(to, builder);
+        }
+        self.replies = replies;
+    }
+
+    /// Sends every reply collected in this poll.
+    fn flush_replies(&mut self) {
+        let mut replies = core::mem::take(&mut self.replies);
+        for (to, builder) in replies.iter_mut().take(self.reply_open) {
+            self.send_built(to, builder);
+        }
+        self.replies = replies;
+        self.reply_open = 0;
+    }
+
+    fn send_built(&mut self, to: &Endpoint, builder: &mut BatchBuilder) {
+        let count = builder.count() as u64;
+        if count == 0 {
+            return;
+        }
         let route = Route { group: self.group, from: self.me, to: CLIENT };
-        let sent =
-            self.transmit(to, reply_encoded_len(&reply), |buf| encode_reply(route, &reply, buf));
-        self.counters.client_replies.add(sent as u64);
-        sent
+        let bytes = builder.finish(route);
+        let sent = self.transmit(to, bytes.len(), |buf| {
+            let n = buf.len().min(bytes.len());
+            buf[..n].copy_from_slice(&bytes[..n]); // `buf` is bytes.len() long
+            Ok(n)
+        });
+        self.counters.client_replies.add(sent as u64 * count);
+        if count > 1 {
+            self.counters.client_reply_batches.add(sent as u64);
+        }
+        builder.clear();
     }
 }
 
@@ -301,6 +372,7 @@ where
             });
         }
         let window = cfg.paxos.window as usize;
+        let batch_bytes = cfg.paxos.max_message_bytes as usize;
         let builder = io.value_builder();
         let node = Node::new(cfg.paxos, cfg.id, storage, builder, cfg.seed)?;
         let max_payload = io.max_payload();
@@ -314,6 +386,15 @@ where
                 group: cfg.group,
                 me: cfg.id,
                 scratch: Vec::with_capacity(scratch_len),
+                replies: (0..REPLY_BATCH_ENDPOINTS)
+                    .map(|_| {
+                        (
+                            Endpoint::udp(std::net::Ipv4Addr::UNSPECIFIED, 0),
+                            BatchBuilder::replies(batch_bytes),
+                        )
+                    })
+                    .collect(),
+                reply_open: 0,
             },
             app,
             peers: cfg.peers,
@@ -415,7 +496,7 @@ where
             c.misdirected.inc();
             return false;
         }
-        if header.kind == Kind::ClientReply {
+        if matches!(header.kind, Kind::ClientReply | Kind::ClientReplyBatch) {
             c.unexpected_replies.inc();
             return false;
         }
@@ -434,7 +515,17 @@ where
                 false
             }
             Ok((_, Envelope::Request(req))) => self.on_request(&dg.src, &req),
-            Ok((_, Envelope::Reply(_))) => {
+            Ok((_, Envelope::RequestBatch(batch))) => {
+                // Validated as a whole by `decode`: every entry is a request of its own.
+                c.client_request_batches.inc();
+                let mut proposed = false;
+                for req in batch.requests() {
+                    let req = req.map_command(|r| batch.entries.slice(r));
+                    proposed |= self.on_request(&dg.src, &req);
+                }
+                proposed
+            }
+            Ok((_, Envelope::Reply(_) | Envelope::ReplyBatch(_))) => {
                 c.unexpected_replies.inc();
                 false
             }
@@ -526,8 +617,9 @@ where
         sent
     }
 
-    /// Applies the decided slots in order; the proposer of each command answers it.
-    /// Returns the commands applied.
+    /// Applies the decided slots in order; the proposer of each command answers it. Then
+    /// sends the replies of this poll (these, and the refusals `receive` queued), one
+    /// datagram per client endpoint. Returns the commands applied.
     fn apply_decided(&mut self) -> usize {
         let mut decided = core::mem::take(&mut self.decided);
         self.node.take_decided(&mut decided);
@@ -553,6 +645,7 @@ where
             }
         }
         self.decided = decided;
+        self.link.flush_replies();
         applied
     }
 

@@ -335,7 +335,9 @@ fn lanes(eal: &Eal, tsc: &Tsc, pool: &Arc<Mempool>, workers: &[LcoreId]) {
     assert!(ha.stats(0).handed_out.get() >= COMMANDS);
     assert_eq!(ha.stats(1).handed_in.get(), ha.stats(0).handed_out.get());
     assert_eq!(ha.stats(1).handed_out.get(), 0);
-    assert!(hb.stats(1).handed_out.get() >= COMMANDS);
+    // Replies of one poll to one client endpoint share a datagram (kind 19): at least one
+    // datagram crossed, not necessarily one per command.
+    assert!(hb.stats(1).handed_out.get() > 0);
     assert_eq!(hb.stats(0).handed_out.get(), 0);
     for h in [ha, hb] {
         assert_eq!(h.stats(0).handoff_full.get() + h.stats(1).handoff_full.get(), 0);

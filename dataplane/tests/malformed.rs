@@ -9,7 +9,9 @@ use dataplane::driver::GroupDriver;
 use dataplane::io::{Endpoint, PacketIo};
 use dataplane::local::LocalGroup;
 use dataplane::memio::{MemIo, MemNetwork};
-use paxos_core::wire::{encode, encode_reply, encode_request, ClientReply, ClientRequest, Route};
+use paxos_core::wire::{
+    encode, encode_reply, encode_request, BatchBuilder, ClientReply, ClientRequest, Route,
+};
 use paxos_core::{Ballot, ClientId, GroupId, Message, ReplicaId, RequestSeq, Slot, SlotValue};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -132,6 +134,22 @@ fn request(r: Route) -> Vec<u8> {
     buf
 }
 
+/// A batch of two requests (clients 9 and 10, commands "abc" and "de").
+fn request_batch(r: Route) -> Vec<u8> {
+    let mut b = BatchBuilder::requests(1472);
+    assert!(b.push_request(&ClientRequest {
+        client: ClientId(9),
+        seq: RequestSeq(1),
+        command: &b"abc"[..]
+    }));
+    assert!(b.push_request(&ClientRequest {
+        client: ClientId(10),
+        seq: RequestSeq(1),
+        command: &b"de"[..]
+    }));
+    b.finish(r).to_vec()
+}
+
 fn with(mut v: Vec<u8>, f: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
     f(&mut v);
     v
@@ -195,6 +213,50 @@ fn cases() -> Vec<(&'static str, Vec<u8>, &'static str)> {
             with(promise(to1), |v| v[32..36].fill(0xFF)),
             "wire_drop/too_many_entries",
         ),
+        // Request batches (count at 12, entry 0's command length at 32): dropped whole.
+        (
+            "request batch count zero",
+            with(request_batch(route(0, 0xFFFF, 1)), |v| v[12] = 0),
+            "wire_drop/empty_batch",
+        ),
+        (
+            "request batch count too big",
+            with(request_batch(route(0, 0xFFFF, 1)), |v| v[12] = 3),
+            "wire_drop/too_many_entries",
+        ),
+        (
+            "request batch count too small",
+            with(request_batch(route(0, 0xFFFF, 1)), |v| v[12] = 1),
+            "wire_drop/trailing_bytes",
+        ),
+        (
+            "request batch reserved set",
+            with(request_batch(route(0, 0xFFFF, 1)), |v| v[15] = 1),
+            "wire_drop/reserved_nonzero",
+        ),
+        (
+            "request batch entry overflow",
+            with(request_batch(route(0, 0xFFFF, 1)), |v| v[32] = 200),
+            "wire_drop/length_overflow",
+        ),
+        (
+            "request batch last entry cut",
+            with(request_batch(route(0, 0xFFFF, 1)), |v| {
+                v.pop();
+            }),
+            "wire_drop/length_overflow",
+        ),
+        ("request batch to another replica", request_batch(route(0, 0xFFFF, 2)), "misdirected"),
+        (
+            "reply batch to a replica",
+            {
+                let mut b = BatchBuilder::replies(1472);
+                assert!(b.push_reply(&r));
+                assert!(b.push_reply(&r));
+                b.finish(route(0, 0, 1)).to_vec()
+            },
+            "unexpected_replies",
+        ),
         ("reply to client id", reply, "unexpected_replies"),
         ("reply to a replica id", reply_to_replica, "unexpected_replies"),
     ]
@@ -223,6 +285,7 @@ fn each_malformed_datagram_is_counted_by_cause() {
         assert_eq!(changed, vec![(counter.to_string(), 1)], "{name}");
     }
     assert!(done.is_empty(), "no stray completions");
+    assert_eq!(counters.client_request_batches.get(), 0, "no malformed batch was acted on");
     // The group still commits.
     g.commit(50);
     let digests: Vec<u64> = {
@@ -262,6 +325,7 @@ fn corpus(to: u16) -> Vec<Vec<u8>> {
     ]
     .iter()
     .map(|m| encode_msg(r, m))
+    .chain([request_batch(r)])
     .collect()
 }
 
@@ -284,11 +348,13 @@ fn random_garbage_never_panics_and_is_always_accounted_for() {
     let mut rng = Rng(0x5EED);
     let mut done = Vec::new();
     const DATAGRAMS: u64 = 3000;
-    let before: Vec<(u64, u64)> = g
-        .drivers
-        .iter()
-        .map(|d| (drops(d.counters()).values().sum(), d.node().stats().messages_ignored))
-        .collect();
+    // A request batch that still decodes after the mutation is a valid batch: handled
+    // (refused or proposed) entry by entry, and counted in client_request_batches.
+    let handled = |d: &GroupDriver<MemIo, EchoApp>| {
+        d.node().stats().messages_ignored + d.counters().client_request_batches.get()
+    };
+    let before: Vec<(u64, u64)> =
+        g.drivers.iter().map(|d| (drops(d.counters()).values().sum(), handled(d))).collect();
     for i in 0..DATAGRAMS {
         let to = (i % 3) as u16;
         let v = match rng.next() % 4 {
@@ -325,9 +391,9 @@ fn random_garbage_never_panics_and_is_always_accounted_for() {
     let mut accounted = 0;
     for (d, (drops_before, ignored_before)) in g.drivers.iter().zip(before) {
         let dropped: u64 = drops(d.counters()).values().sum::<u64>() - drops_before;
-        let ignored = d.node().stats().messages_ignored - ignored_before;
+        let ignored = handled(d) - ignored_before;
         accounted += dropped + ignored;
     }
-    assert_eq!(accounted, DATAGRAMS, "every garbage datagram was dropped or ignored");
+    assert_eq!(accounted, DATAGRAMS, "every garbage datagram was dropped, ignored or handled");
     g.commit(30);
 }

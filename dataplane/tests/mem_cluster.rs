@@ -246,21 +246,44 @@ fn raw_requests(
     to: ReplicaId,
     commands: &[Vec<u8>],
 ) -> Vec<(ReplicaId, paxos_core::wire::ClientReply<Vec<u8>>)> {
+    let reqs: Vec<(u64, u64, Vec<u8>)> =
+        commands.iter().enumerate().map(|(i, cmd)| (5, i as u64 + 1, cmd.clone())).collect();
+    raw_exchange(c, me, to, &reqs, false)
+}
+
+/// Sends `(client, seq, command)` requests from a bare endpoint, one datagram each or all
+/// in one request batch, and returns the replies (single or batched), decoded.
+fn raw_exchange(
+    c: &mut Cluster<NoFaults>,
+    me: &mut dataplane::memio::MemIo,
+    to: ReplicaId,
+    reqs: &[(u64, u64, Vec<u8>)],
+    batched: bool,
+) -> Vec<(ReplicaId, paxos_core::wire::ClientReply<Vec<u8>>)> {
     use dataplane::io::PacketIo;
     use paxos_core::wire::{decode_borrowed, encode_request, request_encoded_len, ClientRequest};
-    use paxos_core::wire::{Envelope, Route, CLIENT};
+    use paxos_core::wire::{BatchBuilder, Envelope, Route, CLIENT};
     let dst = c.drivers[to.0 as usize].as_ref().unwrap().io().local();
-    for (i, cmd) in commands.iter().enumerate() {
+    let route = Route { group: paxos_core::GroupId(0), from: CLIENT, to };
+    let mut batch = BatchBuilder::requests(1472);
+    for (client, seq, cmd) in reqs {
         let req = ClientRequest {
-            client: ClientId(5),
-            seq: paxos_core::RequestSeq(i as u64 + 1),
+            client: ClientId(*client),
+            seq: paxos_core::RequestSeq(*seq),
             command: &cmd[..],
         };
-        let route = Route { group: paxos_core::GroupId(0), from: CLIENT, to };
+        if batched {
+            assert!(batch.push_request(&req));
+            continue;
+        }
         me.send_with(&dst, request_encoded_len(&req), |b| {
             encode_request(route, &req, b).unwrap();
         })
         .unwrap();
+    }
+    if batched {
+        let bytes = batch.finish(route);
+        me.send_with(&dst, bytes.len(), |b| b.copy_from_slice(bytes)).unwrap();
     }
     me.flush();
     let mut replies = Vec::new();
@@ -275,29 +298,20 @@ fn raw_requests(
                 Ok((h, Envelope::Reply(r))) => {
                     replies.push((h.from, r.map_body(<[u8]>::to_vec)));
                 }
+                // The replies of one poll to one endpoint share a datagram.
+                Ok((h, Envelope::ReplyBatch(b))) => {
+                    for r in b.replies() {
+                        replies.push((h.from, r.map_body(|r| b.entries[r].to_vec())));
+                    }
+                }
                 other => panic!("not a reply: {other:?}"),
             }
         }
-        if replies.len() == commands.len() {
+        if replies.len() == reqs.len() {
             break;
         }
     }
     replies
-}
-
-trait MapBody {
-    fn map_body<Q>(self, f: impl FnOnce(&[u8]) -> Q) -> paxos_core::wire::ClientReply<Q>;
-}
-impl MapBody for paxos_core::wire::ClientReply<&[u8]> {
-    fn map_body<Q>(self, f: impl FnOnce(&[u8]) -> Q) -> paxos_core::wire::ClientReply<Q> {
-        paxos_core::wire::ClientReply {
-            client: self.client,
-            seq: self.seq,
-            status: self.status,
-            leader_hint: self.leader_hint,
-            body: f(self.body),
-        }
-    }
 }
 
 #[test]
@@ -352,4 +366,55 @@ fn full_leader_queue_answers_busy() {
     let statuses: Vec<u8> = r.iter().map(|(_, reply)| reply.status).collect();
     assert_eq!(statuses, [status::OK, status::OK, status::BUSY, status::BUSY, status::BUSY]);
     assert!(r.iter().all(|(from, reply)| *from == leader && reply.leader_hint == Some(leader)));
+}
+
+#[test]
+fn request_batches_are_answered_entry_by_entry() {
+    let mut c = cluster_with(LocalGroup::replicas(3), |_| NoFaults, 50_000_000);
+    let mut answers = BTreeSet::new();
+    c.run(1..3, &mut answers, |_, _| {});
+    let leader = c.live().find(|d| d.is_leader()).unwrap().id();
+    let follower = c.live().find(|d| !d.is_leader()).unwrap().id();
+    let mut me = c.net.attach_next(Arc::new(Counters::default()));
+    // Three sessions in one datagram; each entry keeps its own client id and seq.
+    let reqs: Vec<(u64, u64, Vec<u8>)> =
+        vec![(7, 1, b"a".to_vec()), (8, 1, b"b".to_vec()), (7, 2, b"c".to_vec())];
+
+    // A follower refuses every entry, each with the leader's name.
+    let r = raw_exchange(&mut c, &mut me, follower, &reqs, true);
+    assert_eq!(r.len(), 3);
+    for (from, reply) in &r {
+        assert_eq!(
+            (*from, reply.status, reply.leader_hint),
+            (follower, status::NOT_LEADER, Some(leader))
+        );
+    }
+    let mut ids: Vec<(u64, u64)> = r.iter().map(|(_, x)| (x.client.0, x.seq.0)).collect();
+    ids.sort();
+    assert_eq!(ids, [(7, 1), (7, 2), (8, 1)]);
+
+    // The leader proposes the entries in order and answers each one.
+    let before =
+        c.drivers[leader.0 as usize].as_ref().unwrap().counters().client_request_batches.get();
+    let r = raw_exchange(&mut c, &mut me, leader, &reqs, true);
+    let d = c.drivers[leader.0 as usize].as_ref().unwrap();
+    assert_eq!(d.counters().client_request_batches.get(), before + 1);
+    assert!(d.counters().client_reply_batches.get() >= 1, "the replies came coalesced");
+    assert_eq!(r.len(), 3);
+    for (from, reply) in &r {
+        assert_eq!((*from, reply.status), (leader, status::OK));
+        let (_, _, cmd) =
+            reqs.iter().find(|(cl, seq, _)| (*cl, *seq) == (reply.client.0, reply.seq.0)).unwrap();
+        assert_eq!(&reply.body[8..], &cmd[..]);
+    }
+    // In log order, in the batch's order.
+    let slots_and_cmds: Vec<(u64, u8)> = {
+        let mut v: Vec<(u64, u8)> = r
+            .iter()
+            .map(|(_, x)| (u64::from_le_bytes(x.body[..8].try_into().unwrap()), x.body[8]))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(slots_and_cmds.iter().map(|x| x.1).collect::<Vec<_>>(), b"abc");
 }

@@ -9,9 +9,10 @@
 //! their precedence are the reference path's, and the tests check that the fast path
 //! agrees with it on every datagram of the fuzz corpus.
 
+use super::batch::{self, reply_entry, request_entry, BATCH_ENTRIES_OFFSET};
 use super::cursor::Reader;
 use super::{
-    ClientReply, ClientRequest, Envelope, Header, Kind, WireError, CLIENT, ENTRY_FIXED_LEN,
+    Batch, ClientReply, ClientRequest, Envelope, Header, Kind, WireError, CLIENT, ENTRY_FIXED_LEN,
     HEADER_LEN, MAGIC, VERSION,
 };
 use crate::ids::{ClientId, GroupId, ReplicaId, RequestSeq};
@@ -208,6 +209,16 @@ fn fast<P>(
                 body: payload(body),
             }));
         }
+        Kind::ClientRequestBatch | Kind::ClientReplyBatch => {
+            // One validation pass over the entries; the receiver iterates them afterwards.
+            let count = batch::check(kind, buf).ok()?;
+            let batch = Batch { count, entries: payload(BATCH_ENTRIES_OFFSET..buf.len()) };
+            return Some(if kind == Kind::ClientRequestBatch {
+                Envelope::RequestBatch(batch)
+            } else {
+                Envelope::ReplyBatch(batch)
+            });
+        }
     };
     Some(Envelope::Protocol(msg))
 }
@@ -235,24 +246,26 @@ fn parse(buf: &[u8]) -> Result<(Header, Envelope<Range<usize>>), WireError> {
         Kind::Trimmed => Message::Trimmed { low: r.slot()? },
         Kind::Applied => Message::Applied { applied: r.slot()? },
         Kind::ClientRequest => {
-            let req = ClientRequest {
-                client: ClientId(r.u64()?),
-                seq: RequestSeq(r.u64()?),
-                command: r.value()?,
-            };
+            let req = request_entry(&mut r)?;
             r.finish()?;
             return Ok((header, Envelope::Request(req)));
         }
         Kind::ClientReply => {
-            let client = ClientId(r.u64()?);
-            let seq = RequestSeq(r.u64()?);
-            let status = r.u8()?;
-            r.reserved::<1>()?;
-            let hint = ReplicaId(r.u16()?);
-            let leader_hint = if hint == CLIENT { None } else { Some(hint) };
-            let reply = ClientReply { client, seq, status, leader_hint, body: r.value()? };
+            let reply = reply_entry(&mut r)?;
             r.finish()?;
             return Ok((header, Envelope::Reply(reply)));
+        }
+        Kind::ClientRequestBatch | Kind::ClientReplyBatch => {
+            let count = batch::check(header.kind, buf)?;
+            let batch = Batch { count, entries: BATCH_ENTRIES_OFFSET..buf.len() };
+            return Ok((
+                header,
+                if header.kind == Kind::ClientRequestBatch {
+                    Envelope::RequestBatch(batch)
+                } else {
+                    Envelope::ReplyBatch(batch)
+                },
+            ));
         }
     };
     r.finish()?;

@@ -1,9 +1,10 @@
 //! Encoding into a caller-provided buffer (an mbuf's data room, a stack array): no
 //! allocation, and the exact size is known beforehand from `*_encoded_len`.
 
+use super::batch::{check_entries, BATCH_ENTRIES_OFFSET};
 use super::cursor::Writer;
 use super::{
-    ClientReply, ClientRequest, Envelope, Kind, Route, WireError, CLIENT, ENTRY_FIXED_LEN,
+    Batch, ClientReply, ClientRequest, Envelope, Kind, Route, WireError, CLIENT, ENTRY_FIXED_LEN,
     HEADER_LEN, MAGIC, VERSION,
 };
 use crate::message::Message;
@@ -36,7 +37,13 @@ pub fn envelope_encoded_len<P: AsRef<[u8]>>(env: &Envelope<P>) -> usize {
         Envelope::Protocol(m) => encoded_len(m),
         Envelope::Request(r) => request_encoded_len(r),
         Envelope::Reply(r) => reply_encoded_len(r),
+        Envelope::RequestBatch(b) | Envelope::ReplyBatch(b) => batch_encoded_len(b),
     }
+}
+
+/// Exact encoded size of a client batch, header included.
+pub fn batch_encoded_len<P: AsRef<[u8]>>(batch: &Batch<P>) -> usize {
+    BATCH_ENTRIES_OFFSET.saturating_add(batch.entries.as_ref().len())
 }
 
 fn fixed_len(kind: Kind) -> usize {
@@ -168,7 +175,7 @@ fn fixed<const N: usize>(
 
 /// The 12 header bytes.
 #[inline]
-fn header(route: Route, kind: Kind) -> [u8; HEADER_LEN] {
+pub(super) fn header(route: Route, kind: Kind) -> [u8; HEADER_LEN] {
     let [m0, m1] = MAGIC;
     let [g0, g1] = route.group.0.to_le_bytes();
     let [f0, f1] = route.from.0.to_le_bytes();
@@ -217,7 +224,32 @@ pub fn encode_envelope<P: AsRef<[u8]>>(
         Envelope::Protocol(m) => encode(route, m, buf),
         Envelope::Request(r) => encode_request(route, r, buf),
         Envelope::Reply(r) => encode_reply(route, r, buf),
+        Envelope::RequestBatch(b) => encode_batch(route, Kind::ClientRequestBatch, b, buf),
+        Envelope::ReplyBatch(b) => encode_batch(route, Kind::ClientReplyBatch, b, buf),
     }
+}
+
+/// Writes a client batch of `kind` (`ClientRequestBatch` or `ClientReplyBatch`) whose
+/// entries are already laid out; returns the bytes written (`batch_encoded_len(batch)`).
+/// Refuses what decode would refuse (`EmptyBatch`, entries that do not match `count`), and
+/// `UnknownKind` for a kind that is not a batch. Senders that build batches entry by entry
+/// use [`super::BatchBuilder`] instead.
+pub fn encode_batch<P: AsRef<[u8]>>(
+    route: Route,
+    kind: Kind,
+    batch: &Batch<P>,
+    buf: &mut [u8],
+) -> Result<usize, WireError> {
+    let entries = batch.entries.as_ref();
+    check_entries(kind, batch.count, entries)?;
+    let len = batch_encoded_len(batch);
+    let out = buf.get_mut(..len).ok_or(WireError::BufferTooSmall)?;
+    let (head, tail) = out.split_at_mut(BATCH_ENTRIES_OFFSET);
+    head[..HEADER_LEN].copy_from_slice(&header(route, kind));
+    head[HEADER_LEN..HEADER_LEN + 2].copy_from_slice(&batch.count.to_le_bytes());
+    head[HEADER_LEN + 2..].fill(0); // reserved
+    tail.copy_from_slice(entries); // `tail` is entries.len() long
+    Ok(len)
 }
 
 /// Checks that `len` bytes fit and writes the header. (The body writes are bounds-checked

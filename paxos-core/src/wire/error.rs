@@ -20,11 +20,13 @@ pub enum WireError {
     LengthOverflow,
     /// Bytes follow a complete message (a framing error).
     TrailingBytes,
-    /// A Promise announces more entries than the rest of the datagram could hold, or (when
-    /// encoding) more than a u32 counts.
+    /// A Promise or client batch announces more entries than the rest of the datagram
+    /// could hold, or (when encoding) more than its count field counts.
     TooManyEntries,
     /// A Promise with `chunks == 0` or `chunk >= chunks`.
     BadChunk,
+    /// A client batch with no entries.
+    EmptyBatch,
     /// Encode: the caller's buffer is shorter than `encoded_len`.
     BufferTooSmall,
     /// Encode: a value longer than a u32 length field can describe.
@@ -32,7 +34,7 @@ pub enum WireError {
 }
 
 impl WireError {
-    pub const ALL: [WireError; 11] = [
+    pub const ALL: [WireError; 12] = [
         WireError::Truncated,
         WireError::BadMagic,
         WireError::BadVersion,
@@ -42,6 +44,7 @@ impl WireError {
         WireError::TrailingBytes,
         WireError::TooManyEntries,
         WireError::BadChunk,
+        WireError::EmptyBatch,
         WireError::BufferTooSmall,
         WireError::ValueTooLarge,
     ];
@@ -64,6 +67,7 @@ impl WireError {
             WireError::TrailingBytes => "trailing_bytes",
             WireError::TooManyEntries => "too_many_entries",
             WireError::BadChunk => "bad_chunk",
+            WireError::EmptyBatch => "empty_batch",
             WireError::BufferTooSmall => "buffer_too_small",
             WireError::ValueTooLarge => "value_too_large",
         }

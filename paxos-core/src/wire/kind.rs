@@ -3,8 +3,9 @@
 use super::BALLOT_LEN;
 use crate::message::Message;
 
-/// What the body of a datagram is. Protocol kinds are 1..=10, client kinds 16 and 17; 0 and
-/// every other value are invalid (a zeroed buffer never decodes).
+/// What the body of a datagram is. Protocol kinds are 1..=10, client kinds 16..=19 (single
+/// request and reply, and their batches); 0 and every other value are invalid (a zeroed
+/// buffer never decodes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u8)]
 pub enum Kind {
@@ -20,13 +21,17 @@ pub enum Kind {
     Applied = 10,
     ClientRequest = 16,
     ClientReply = 17,
+    /// Several client requests to one replica in one datagram (see [`super::Batch`]).
+    ClientRequestBatch = 18,
+    /// Several client replies to one client endpoint in one datagram.
+    ClientReplyBatch = 19,
 }
 
 const SLOT: usize = 8;
 const LEN: usize = 4;
 
 impl Kind {
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 14] = [
         Kind::Prepare,
         Kind::Promise,
         Kind::Accept,
@@ -39,6 +44,8 @@ impl Kind {
         Kind::Applied,
         Kind::ClientRequest,
         Kind::ClientReply,
+        Kind::ClientRequestBatch,
+        Kind::ClientReplyBatch,
     ];
 
     pub const fn as_u8(self) -> u8 {
@@ -59,6 +66,8 @@ impl Kind {
             10 => Kind::Applied,
             16 => Kind::ClientRequest,
             17 => Kind::ClientReply,
+            18 => Kind::ClientRequestBatch,
+            19 => Kind::ClientReplyBatch,
             _ => return None,
         })
     }
@@ -78,6 +87,8 @@ impl Kind {
             Kind::Applied => "applied",
             Kind::ClientRequest => "client_request",
             Kind::ClientReply => "client_reply",
+            Kind::ClientRequestBatch => "client_request_batch",
+            Kind::ClientReplyBatch => "client_reply_batch",
         }
     }
 
@@ -98,7 +109,22 @@ impl Kind {
 
     /// True for the kinds the core does not handle (client traffic).
     pub const fn is_client(self) -> bool {
-        matches!(self, Kind::ClientRequest | Kind::ClientReply)
+        matches!(
+            self,
+            Kind::ClientRequest
+                | Kind::ClientReply
+                | Kind::ClientRequestBatch
+                | Kind::ClientReplyBatch
+        )
+    }
+
+    /// For a batch kind, the single kind whose body each entry has.
+    pub const fn batch_entry(self) -> Option<Kind> {
+        match self {
+            Kind::ClientRequestBatch => Some(Kind::ClientRequest),
+            Kind::ClientReplyBatch => Some(Kind::ClientReply),
+            _ => None,
+        }
     }
 
     /// Bytes of the body besides its variable part (values and Promise entries), i.e. the
@@ -120,6 +146,8 @@ impl Kind {
             Kind::ClientRequest => 8 + 8 + LEN,
             // client u64, seq u64, status u8, reserved u8, leader hint u16, body length
             Kind::ClientReply => 8 + 8 + 1 + 1 + 2 + LEN,
+            // entry count u16, reserved u16; then the entries
+            Kind::ClientRequestBatch | Kind::ClientReplyBatch => 2 + 2,
         }
     }
 }

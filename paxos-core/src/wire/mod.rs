@@ -17,9 +17,10 @@
 //! A ballot is `round u32, leader u16, reserved u16 = 0` (8 bytes), a slot a `u64`, a value
 //! (batch, command, reply body) a `u32` length followed by that many bytes.
 //!
-//! Besides every [`Message`] kind the same header carries the two client kinds
-//! ([`ClientRequest`], [`ClientReply`]), so one port serves replicas and clients alike;
-//! [`peek_header`] lets a dispatcher route by group without decoding the body.
+//! Besides every [`Message`] kind the same header carries the client kinds
+//! ([`ClientRequest`], [`ClientReply`], and [`Batch`]es of several of either in one
+//! datagram), so one port serves replicas and clients alike; [`peek_header`] lets a
+//! dispatcher route by group without decoding the body.
 //!
 //! ## Panic contract
 //! `decode` never panics, on any input: every malformed datagram is a typed [`WireError`]
@@ -34,6 +35,7 @@
 //! trailing bytes are rejected, so the encoding is canonical: a datagram `decode` accepts
 //! re-encodes to exactly the same bytes.
 
+mod batch;
 mod cursor;
 mod decode;
 mod encode;
@@ -42,10 +44,11 @@ mod kind;
 #[cfg(test)]
 mod tests;
 
+pub use batch::{Batch, BatchBuilder, Replies, Requests, BATCH_ENTRIES_OFFSET};
 pub use decode::{decode, decode_borrowed, peek_header};
 pub use encode::{
-    encode, encode_envelope, encode_reply, encode_request, encoded_len, envelope_encoded_len,
-    reply_encoded_len, request_encoded_len,
+    batch_encoded_len, encode, encode_batch, encode_envelope, encode_reply, encode_request,
+    encoded_len, envelope_encoded_len, reply_encoded_len, request_encoded_len,
 };
 pub use error::WireError;
 pub use kind::Kind;
@@ -109,6 +112,13 @@ pub struct ClientRequest<P> {
     pub command: P,
 }
 
+impl<P> ClientRequest<P> {
+    /// Re-wraps the command (e.g. a byte range of a batch into a payload handle).
+    pub fn map_command<Q>(self, f: impl FnOnce(P) -> Q) -> ClientRequest<Q> {
+        ClientRequest { client: self.client, seq: self.seq, command: f(self.command) }
+    }
+}
+
 /// The answer to a [`ClientRequest`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientReply<P> {
@@ -121,12 +131,24 @@ pub struct ClientReply<P> {
     pub body: P,
 }
 
+impl<P> ClientReply<P> {
+    /// Re-wraps the body (e.g. a byte range of a batch into a payload handle).
+    pub fn map_body<Q>(self, f: impl FnOnce(P) -> Q) -> ClientReply<Q> {
+        let ClientReply { client, seq, status, leader_hint, body } = self;
+        ClientReply { client, seq, status, leader_hint, body: f(body) }
+    }
+}
+
 /// Everything one datagram can carry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Envelope<P> {
     Protocol(Message<P>),
     Request(ClientRequest<P>),
     Reply(ClientReply<P>),
+    /// Several requests to one replica (kind 18); iterate with [`Batch::requests`].
+    RequestBatch(Batch<P>),
+    /// Several replies to one client endpoint (kind 19); iterate with [`Batch::replies`].
+    ReplyBatch(Batch<P>),
 }
 
 impl<P> Envelope<P> {
@@ -135,6 +157,8 @@ impl<P> Envelope<P> {
             Envelope::Protocol(m) => Kind::of(m),
             Envelope::Request(_) => Kind::ClientRequest,
             Envelope::Reply(_) => Kind::ClientReply,
+            Envelope::RequestBatch(_) => Kind::ClientRequestBatch,
+            Envelope::ReplyBatch(_) => Kind::ClientReplyBatch,
         }
     }
 
@@ -147,6 +171,12 @@ impl<P> Envelope<P> {
             }
             Envelope::Reply(ClientReply { client, seq, status, leader_hint, body }) => {
                 Envelope::Reply(ClientReply { client, seq, status, leader_hint, body: f(body) })
+            }
+            Envelope::RequestBatch(Batch { count, entries }) => {
+                Envelope::RequestBatch(Batch { count, entries: f(entries) })
+            }
+            Envelope::ReplyBatch(Batch { count, entries }) => {
+                Envelope::ReplyBatch(Batch { count, entries: f(entries) })
             }
         }
     }

@@ -274,10 +274,78 @@ fn client_reply() -> (Route, Envelope<&'static [u8]>) {
     (route, Envelope::Reply(reply))
 }
 
+/// ClientRequestBatch of 2: (client 0x0102030405060708, seq 9, "hi"), (client 5, seq 1, ""),
+/// client -> replica 2.
+pub(super) const CLIENT_REQUEST_BATCH: &[u8] = &[
+    0x50, 0x58, // magic "PX"
+    0x01, // version 1
+    0x12, // kind 18: ClientRequestBatch
+    0x03, 0x00, // group 3
+    0xFF, 0xFF, // from: a client
+    0x02, 0x00, // to replica 2
+    0x00, 0x00, // flags
+    0x02, 0x00, // entry count 2
+    0x00, 0x00, // reserved
+    // entry 0 (offset 16): a ClientRequest body
+    0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01, // client id 0x0102030405060708
+    0x09, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // seq 9
+    0x02, 0x00, 0x00, 0x00, // command length 2
+    b'h', b'i', // command
+    // entry 1 (offset 38)
+    0x05, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // client id 5
+    0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // seq 1
+    0x00, 0x00, 0x00, 0x00, // command length 0
+];
+
+/// The entries of [`CLIENT_REQUEST_BATCH`] (from offset 16).
+pub(super) const REQUEST_ENTRIES: &[u8] = CLIENT_REQUEST_BATCH.split_at(16).1;
+
+fn client_request_batch() -> (Route, Envelope<&'static [u8]>) {
+    let route = Route { group: GroupId(3), from: CLIENT, to: ReplicaId(2) };
+    (route, Envelope::RequestBatch(Batch { count: 2, entries: REQUEST_ENTRIES }))
+}
+
+/// ClientReplyBatch of 2: (client 0x0102030405060708, seq 9, status 0, hint 2, "ok"),
+/// (client 5, seq 1, status 1, hint unknown, ""), replica 2 -> client.
+pub(super) const CLIENT_REPLY_BATCH: &[u8] = &[
+    0x50, 0x58, // magic "PX"
+    0x01, // version 1
+    0x13, // kind 19: ClientReplyBatch
+    0x03, 0x00, // group 3
+    0x02, 0x00, // from replica 2
+    0xFF, 0xFF, // to: a client
+    0x00, 0x00, // flags
+    0x02, 0x00, // entry count 2
+    0x00, 0x00, // reserved
+    // entry 0 (offset 16): a ClientReply body
+    0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01, // client id 0x0102030405060708
+    0x09, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // seq 9
+    0x00, // status 0
+    0x00, // reserved
+    0x02, 0x00, // leader hint: replica 2
+    0x02, 0x00, 0x00, 0x00, // body length 2
+    b'o', b'k', // body
+    // entry 1 (offset 42)
+    0x05, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // client id 5
+    0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // seq 1
+    0x01, // status 1
+    0x00, // reserved
+    0xFF, 0xFF, // leader hint: unknown
+    0x00, 0x00, 0x00, 0x00, // body length 0
+];
+
+/// The entries of [`CLIENT_REPLY_BATCH`] (from offset 16).
+pub(super) const REPLY_ENTRIES: &[u8] = CLIENT_REPLY_BATCH.split_at(16).1;
+
+fn client_reply_batch() -> (Route, Envelope<&'static [u8]>) {
+    let route = Route { group: GroupId(3), from: ReplicaId(2), to: CLIENT };
+    (route, Envelope::ReplyBatch(Batch { count: 2, entries: REPLY_ENTRIES }))
+}
+
 type Golden = (&'static str, &'static [u8], fn() -> (Route, Envelope<&'static [u8]>));
 
 /// Every golden datagram with the message it encodes.
-pub(super) const GOLDENS: [Golden; 12] = [
+pub(super) const GOLDENS: [Golden; 14] = [
     ("prepare", PREPARE, prepare),
     ("promise", PROMISE, promise),
     ("accept", ACCEPT, accept),
@@ -290,6 +358,8 @@ pub(super) const GOLDENS: [Golden; 12] = [
     ("applied", APPLIED, applied),
     ("client_request", CLIENT_REQUEST, client_request),
     ("client_reply", CLIENT_REPLY, client_reply),
+    ("client_request_batch", CLIENT_REQUEST_BATCH, client_request_batch),
+    ("client_reply_batch", CLIENT_REPLY_BATCH, client_reply_batch),
 ];
 
 fn check_parse(bytes: &[u8], (route, env): (Route, Envelope<&'static [u8]>)) {
@@ -337,11 +407,13 @@ golden!(trimmed, super::TRIMMED);
 golden!(applied, super::APPLIED);
 golden!(client_request, super::CLIENT_REQUEST);
 golden!(client_reply, super::CLIENT_REPLY);
+golden!(client_request_batch, super::CLIENT_REQUEST_BATCH);
+golden!(client_reply_batch, super::CLIENT_REPLY_BATCH);
 
 #[test]
 fn golden_sizes() {
     let sizes: Vec<usize> = GOLDENS.iter().map(|g| g.1.len()).collect();
-    assert_eq!(sizes, [28, 78, 43, 28, 28, 36, 28, 33, 20, 20, 34, 38]);
+    assert_eq!(sizes, [28, 78, 43, 28, 28, 36, 28, 33, 20, 20, 34, 38, 58, 66]);
 }
 
 #[test]
@@ -349,4 +421,36 @@ fn goldens_have_their_kind_number() {
     for (name, bytes, _) in GOLDENS {
         assert_eq!(Kind::from_u8(bytes[3]).map(Kind::as_str), Some(name));
     }
+}
+
+/// The entries of each batch golden are exactly the bodies of the single kind: the
+/// iterators read them back as the messages the single goldens hold.
+#[test]
+fn batch_entries_are_single_bodies() {
+    let Envelope::RequestBatch(batch) = client_request_batch().1 else { unreachable!() };
+    let reqs: Vec<_> = batch.requests().map(|r| r.map_command(|c| &REQUEST_ENTRIES[c])).collect();
+    let Envelope::Request(first) = client_request().1 else { unreachable!() };
+    assert_eq!(reqs[0], first);
+    assert_eq!(
+        reqs[1],
+        ClientRequest { client: ClientId(5), seq: RequestSeq(1), command: &b""[..] }
+    );
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(&CLIENT_REQUEST[12..], &REQUEST_ENTRIES[..22]);
+
+    let Envelope::ReplyBatch(batch) = client_reply_batch().1 else { unreachable!() };
+    let replies: Vec<_> = batch.replies().map(|r| r.map_body(|c| &REPLY_ENTRIES[c])).collect();
+    assert_eq!(replies.len(), 2);
+    assert_eq!(
+        replies[0],
+        ClientReply {
+            client: ClientId(0x0102030405060708),
+            seq: RequestSeq(9),
+            status: 0,
+            leader_hint: Some(ReplicaId(2)),
+            body: &b"ok"[..]
+        }
+    );
+    assert_eq!(replies[1].leader_hint, None);
+    assert_eq!(replies[1].status, 1);
 }

@@ -102,6 +102,11 @@ fn samples() -> Vec<(Route, Envelope<&'static [u8]>)> {
             body: &b"value"[..],
         }),
     ));
+    out.push((
+        to_replica,
+        Envelope::RequestBatch(Batch { count: 2, entries: golden::REQUEST_ENTRIES }),
+    ));
+    out.push((to_client, Envelope::ReplyBatch(Batch { count: 2, entries: golden::REPLY_ENTRIES })));
     out
 }
 

@@ -1,6 +1,8 @@
 //! Malformed input: every prefix, every specific error, and a deterministic fuzz loop.
 
-use super::golden::{ACCEPT, CLIENT_REPLY, GOLDENS, PREPARE, PROMISE};
+use super::golden::{
+    ACCEPT, CLIENT_REPLY, CLIENT_REPLY_BATCH, CLIENT_REQUEST_BATCH, GOLDENS, PREPARE, PROMISE,
+};
 use super::*;
 
 fn with(bytes: &[u8], at: usize, value: &[u8]) -> Vec<u8> {
@@ -47,7 +49,7 @@ fn header_errors() {
     assert_eq!(err(&with(PREPARE, 0, b"XP")), WireError::BadMagic);
     assert_eq!(err(&with(PREPARE, 2, &[0])), WireError::BadVersion);
     assert_eq!(err(&with(PREPARE, 2, &[2])), WireError::BadVersion);
-    for kind in [0u8, 11, 15, 18, 0xFF] {
+    for kind in [0u8, 11, 15, 20, 0xFF] {
         assert_eq!(err(&with(PREPARE, 3, &[kind])), WireError::UnknownKind, "kind {kind}");
     }
     assert_eq!(err(&with(PREPARE, 10, &[1, 0])), WireError::ReservedNonZero);
@@ -81,6 +83,122 @@ fn body_errors() {
     assert_eq!(err(&with(PROMISE, 52, &100u32.to_le_bytes())), WireError::LengthOverflow);
     // Entry 1's ballot reserved bytes (offset 72).
     assert_eq!(err(&with(PROMISE, 72, &[0, 9])), WireError::ReservedNonZero);
+}
+
+#[test]
+fn batch_errors() {
+    for g in [CLIENT_REQUEST_BATCH, CLIENT_REPLY_BATCH] {
+        // Count (offset 12): zero, more than present, more than the rest could ever hold.
+        assert_eq!(err(&with(g, 12, &[0, 0])), WireError::EmptyBatch);
+        assert_eq!(err(&with(g, 12, &[3, 0])), WireError::TooManyEntries);
+        assert_eq!(err(&with(g, 12, &[0xFF, 0xFF])), WireError::TooManyEntries);
+        // Fewer than present: trailing bytes.
+        assert_eq!(err(&with(g, 12, &[1, 0])), WireError::TrailingBytes);
+        // The reserved bytes after the count.
+        assert_eq!(err(&with(g, 14, &[0, 1])), WireError::ReservedNonZero);
+        // Just the batch header, no entries.
+        assert_eq!(err(&with(&g[..16], 12, &[0, 0])), WireError::EmptyBatch);
+        assert_eq!(err(&g[..16]), WireError::TooManyEntries);
+    }
+    // Entry 0's command length (offset 32) past the end / shorter (entry 1 misparsed).
+    let e = err(&with(CLIENT_REQUEST_BATCH, 32, &100u32.to_le_bytes()));
+    assert_eq!(e, WireError::LengthOverflow);
+    let e = err(&with(CLIENT_REQUEST_BATCH, 32, &0u32.to_le_bytes()));
+    assert_eq!(e, WireError::TrailingBytes);
+    // A reply entry's reserved byte: entry 0 (offset 33) and entry 1 (offset 59).
+    assert_eq!(err(&with(CLIENT_REPLY_BATCH, 33, &[1])), WireError::ReservedNonZero);
+    assert_eq!(err(&with(CLIENT_REPLY_BATCH, 59, &[1])), WireError::ReservedNonZero);
+    // The payload closure never runs for a batch with a bad last entry.
+    let mut calls = 0;
+    assert!(decode(&with(CLIENT_REPLY_BATCH, 59, &[1]), |_| calls += 1).is_err());
+    assert_eq!(calls, 0);
+}
+
+#[test]
+fn encode_refuses_batches_decode_would_refuse() {
+    let route = Route { group: GroupId(0), from: CLIENT, to: ReplicaId(0) };
+    let mut buf = [0u8; 128];
+    let entries = &CLIENT_REQUEST_BATCH[16..];
+    let bad = |count, entries| Batch { count, entries };
+    let k = Kind::ClientRequestBatch;
+    assert_eq!(encode_batch(route, k, &bad(0, &b""[..]), &mut buf), Err(WireError::EmptyBatch));
+    assert_eq!(encode_batch(route, k, &bad(3, entries), &mut buf), Err(WireError::TooManyEntries));
+    assert_eq!(encode_batch(route, k, &bad(1, entries), &mut buf), Err(WireError::TrailingBytes));
+    // Request entries are not reply entries.
+    let as_replies = encode_batch(route, Kind::ClientReplyBatch, &bad(2, entries), &mut buf);
+    assert!(as_replies.is_err());
+    assert_eq!(
+        encode_batch(route, Kind::Accept, &bad(2, entries), &mut buf),
+        Err(WireError::UnknownKind)
+    );
+    assert_eq!(encode_batch(route, k, &bad(2, entries), &mut buf), Ok(CLIENT_REQUEST_BATCH.len()));
+}
+
+/// The builder: one entry gives the single kind, more a batch; never more than max_bytes;
+/// a full builder refuses without changing anything; everything decodes back.
+#[test]
+fn batch_builder_round_trips() {
+    let to_replica = Route { group: GroupId(3), from: CLIENT, to: ReplicaId(2) };
+    let mut b = BatchBuilder::requests(200);
+    assert!(b.is_empty());
+    assert_eq!(b.finish(to_replica), &[] as &[u8]);
+    let req = |seq, command| ClientRequest {
+        client: ClientId(0x0102030405060708),
+        seq: RequestSeq(seq),
+        command,
+    };
+    assert!(b.push_request(&req(9, &b"hi"[..])));
+    assert_eq!(b.datagram_len(), super::golden::CLIENT_REQUEST.len());
+    assert_eq!(b.finish(to_replica), super::golden::CLIENT_REQUEST, "one entry: the single kind");
+    let mut n = 1;
+    while b.push_request(&req(9 + n, &[b'x'; 30][..])) {
+        n += 1;
+        assert!(b.datagram_len() <= 200);
+    }
+    let len = b.datagram_len();
+    assert!(len + 50 > 200, "stopped early at {len}");
+    assert_eq!(b.count(), n as usize);
+    let bytes = b.finish(to_replica).to_vec();
+    assert_eq!(bytes.len(), len);
+    let (h, env) = decode_borrowed(&bytes).unwrap();
+    assert_eq!(h.route(), to_replica);
+    let Envelope::RequestBatch(batch) = env else { panic!("{env:?}") };
+    let seqs: Vec<u64> = batch.requests().map(|r| r.seq.0).collect();
+    assert_eq!(seqs, (9..9 + n).collect::<Vec<_>>());
+    b.clear();
+    assert!(b.is_empty());
+    // An entry that can never fit is refused by an empty builder.
+    assert!(!b.push_request(&req(1, &[0u8; 200][..])));
+    assert!(b.is_empty());
+    // Exactly max_bytes as a single datagram.
+    assert!(b.push_request(&req(1, &[0u8; 200 - 32][..])));
+    assert_eq!(b.datagram_len(), 200);
+
+    let to_client = Route { group: GroupId(3), from: ReplicaId(2), to: CLIENT };
+    let mut r = BatchBuilder::replies(1472);
+    for (seq, status, hint, body) in
+        [(9u64, 0u8, Some(ReplicaId(2)), &b"ok"[..]), (1, 1, None, &b""[..])]
+    {
+        let client = ClientId(if seq == 9 { 0x0102030405060708 } else { 5 });
+        assert!(r.push_reply(&ClientReply {
+            client,
+            seq: RequestSeq(seq),
+            status,
+            leader_hint: hint,
+            body
+        }));
+    }
+    assert_eq!(r.finish(to_client), super::golden::CLIENT_REPLY_BATCH);
+}
+
+#[test]
+fn batch_iterators_stop_at_a_bad_entry() {
+    // A Batch that did not come from decode: iteration stops, never panics.
+    let b = Batch { count: 5, entries: &CLIENT_REQUEST_BATCH[16..30] };
+    assert_eq!(b.requests().count(), 0);
+    let b = Batch { count: 5, entries: &CLIENT_REQUEST_BATCH[16..] };
+    assert_eq!(b.requests().count(), 2);
+    assert_eq!(b.replies().count(), 0, "request entries misread as replies");
 }
 
 /// Every golden, its every prefix and every single-byte change of it: the fast path and
@@ -155,7 +273,33 @@ fn fuzz_decode_never_panics() {
     let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
     let (mut ok, mut errors) = (0usize, [0usize; WireError::COUNT]);
     for _ in 0..200_000 {
-        let buf = match rng.below(4) {
+        let buf = match rng.below(5) {
+            // A batch of random entries of either kind, possibly with a wrong count.
+            4 => {
+                let reply = rng.below(2) == 0;
+                let mut v =
+                    vec![0x50, 0x58, 1, if reply { 19 } else { 18 }, 0, 0, 0, 0, 0, 0, 0, 0];
+                let n = rng.below(4) as u16;
+                let count = if rng.below(4) == 0 { rng.byte() as u16 % 6 } else { n };
+                v.extend_from_slice(&count.to_le_bytes());
+                v.extend_from_slice(&[0, 0]);
+                for _ in 0..n {
+                    v.extend((0..16).map(|_| rng.byte()));
+                    if reply {
+                        v.extend_from_slice(&[
+                            rng.byte() % 3,
+                            rng.byte() % 2,
+                            rng.byte(),
+                            rng.byte(),
+                        ]);
+                    }
+                    let len = rng.below(6);
+                    let claimed = if rng.below(8) == 0 { len + rng.below(3) } else { len };
+                    v.extend_from_slice(&(claimed as u32).to_le_bytes());
+                    v.extend((0..len).map(|_| rng.byte()));
+                }
+                v
+            }
             // Pure noise.
             0 => (0..rng.below(96)).map(|_| rng.byte()).collect(),
             // A valid header, a random body.
@@ -210,7 +354,13 @@ fn fuzz_decode_never_panics() {
     for e in [WireError::Truncated, WireError::BadMagic, WireError::UnknownKind] {
         assert!(errors[e.index()] > 0, "never saw {e}");
     }
-    for e in [WireError::TrailingBytes, WireError::LengthOverflow, WireError::ReservedNonZero] {
+    for e in [
+        WireError::TrailingBytes,
+        WireError::LengthOverflow,
+        WireError::ReservedNonZero,
+        WireError::EmptyBatch,
+        WireError::TooManyEntries,
+    ] {
         assert!(errors[e.index()] > 0, "never saw {e}");
     }
 }
