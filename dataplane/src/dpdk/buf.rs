@@ -11,17 +11,24 @@
 //! where zero copy pays, and there are few of them per window. The leader's own values
 //! ([`DpdkValueBuilder`]) are heap values.
 //!
-//! The arena ([`CopyArena`]) is a chunk of [`ARENA_BYTES`] with an atomic reference count;
-//! each copied datagram is written after the previous one and handed out as an
-//! [`ArenaSlice`] holding one reference, so there is one heap allocation per `ARENA_BYTES` of
-//! small datagrams, not per datagram, and a copy costs a `memcpy` plus one uncontended atomic
-//! increment. (It replaced a `BytesMut` split per datagram, which cost ~140 instructions.)
+//! The arena ([`CopyArena`]) is a chunk of [`ARENA_BYTES`] with a reference count; each
+//! copied datagram is written after the previous one and handed out as an [`ArenaSlice`]
+//! holding one reference, so there is one heap allocation per `ARENA_BYTES` of small
+//! datagrams, not per datagram. The count is a plain integer, not an atomic: slices are
+//! neither `Send` nor `Sync` (like `Rc`), so a copied value stays on the lcore that received
+//! it (the transport and the node that hold values are per-lcore already). A copy costs a
+//! `memcpy` and two increments; cloning and dropping a slice cost no locked instruction
+//! (each of those was an uncontended atomic of ~20 cycles, several per datagram, with the
+//! `BytesMut`-split arena this replaced, which also cost ~140 instructions per copy).
+//!
+//! Consequence: [`DpdkBuf`] is not `Send`. Values that must cross lcores would need a copy
+//! (or the mbuf variant, whose count is atomic).
 
 use std::alloc::{self, Layout};
+use std::cell::Cell;
 use std::fmt;
 use std::ops::Range;
 use std::ptr::NonNull;
-use std::sync::atomic::{fence, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use paxos_core::{BytesBuilder, Payload, ValueBuilder};
@@ -147,13 +154,11 @@ pub struct CopyArena {
     used: usize,
 }
 
-// SAFETY: the arena owns one reference to its chunk (atomic count) and is the only writer of
-// the bytes past `used`; moving it to another thread moves that role with it.
-unsafe impl Send for CopyArena {}
-
 /// The head of one arena chunk; `cap` data bytes follow it in the same allocation.
 struct Chunk {
-    refs: AtomicUsize,
+    /// Holders: the arena while it fills this chunk, and every slice. Single-threaded
+    /// (neither the arena nor slices are `Send`).
+    refs: Cell<usize>,
     cap: usize,
 }
 
@@ -170,7 +175,7 @@ impl Chunk {
         let raw = unsafe { alloc::alloc(layout) }.cast::<Chunk>();
         let Some(chunk) = NonNull::new(raw) else { alloc::handle_alloc_error(layout) };
         // SAFETY: fresh allocation, properly aligned for Chunk.
-        unsafe { chunk.as_ptr().write(Chunk { refs: AtomicUsize::new(1), cap }) };
+        unsafe { chunk.as_ptr().write(Chunk { refs: Cell::new(1), cap }) };
         chunk
     }
 
@@ -189,12 +194,23 @@ impl Chunk {
     /// The caller owns one reference to the live `chunk` and gives it up.
     #[inline]
     unsafe fn release(chunk: NonNull<Chunk>) {
-        if (*chunk.as_ptr()).refs.fetch_sub(1, Ordering::Release) == 1 {
-            // Every other holder's accesses happen before the free (as in Arc).
-            fence(Ordering::Acquire);
+        let refs = &(*chunk.as_ptr()).refs;
+        let n = refs.get() - 1;
+        refs.set(n);
+        if n == 0 {
             let cap = (*chunk.as_ptr()).cap;
             alloc::dealloc(chunk.as_ptr().cast::<u8>(), Chunk::layout(cap));
         }
+    }
+
+    /// Adds one reference.
+    ///
+    /// # Safety
+    /// `chunk` must be live (the caller holds a reference).
+    #[inline]
+    unsafe fn acquire(chunk: NonNull<Chunk>) {
+        let refs = &(*chunk.as_ptr()).refs;
+        refs.set(refs.get() + 1);
     }
 }
 
@@ -215,11 +231,11 @@ impl CopyArena {
         };
         // SAFETY: `used + len <= cap`: the destination lies inside the chunk's data, past every
         // byte a slice refers to, so nothing else reads or writes it. The new slice takes its
-        // own reference (relaxed, as Arc::clone: we already hold one).
+        // own reference.
         unsafe {
             let dst = Chunk::data(chunk).add(self.used);
             std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, bytes.len());
-            (*chunk.as_ptr()).refs.fetch_add(1, Ordering::Relaxed);
+            Chunk::acquire(chunk);
             self.used += bytes.len();
             ArenaSlice { chunk, ptr: NonNull::new_unchecked(dst), len: bytes.len() }
         }
@@ -247,18 +263,13 @@ impl Drop for CopyArena {
     }
 }
 
-/// Immutable bytes in a [`CopyArena`] chunk, holding one reference to it.
+/// Immutable bytes in a [`CopyArena`] chunk, holding one reference to it. Neither `Send` nor
+/// `Sync`: the count is not atomic.
 pub struct ArenaSlice {
     chunk: NonNull<Chunk>,
     ptr: NonNull<u8>,
     len: usize,
 }
-
-// SAFETY: the bytes are never written while slices refer to them, and the reference count is
-// atomic (the last holder frees the chunk, whichever thread it is on).
-unsafe impl Send for ArenaSlice {}
-// SAFETY: &ArenaSlice only reads immutable bytes.
-unsafe impl Sync for ArenaSlice {}
 
 impl ArenaSlice {
     /// Bytes held.
@@ -294,7 +305,7 @@ impl Clone for ArenaSlice {
     #[inline]
     fn clone(&self) -> ArenaSlice {
         // SAFETY: we hold a reference, so the chunk is live; the new one belongs to the copy.
-        unsafe { (*self.chunk.as_ptr()).refs.fetch_add(1, Ordering::Relaxed) };
+        unsafe { Chunk::acquire(self.chunk) };
         ArenaSlice { chunk: self.chunk, ptr: self.ptr, len: self.len }
     }
 }
