@@ -325,20 +325,22 @@ fn main() {
         "TSC {:.2} GHz, {bursts} bursts of {SLOTS_PER_BURST} x (Accept + Accepted) + 1 Heartbeat, one lcore",
         hz as f64 / 1e9
     );
-    println!("-- transport only (DpdkIo rx -> parse -> 64 B reply -> tx) --");
-    let (mean, med) = transport_only(&port, &pool, bursts, false);
-    println!(
-        "{:<52} {mean:>5.0} cycles/packet (median {med:>4.0})",
-        "dpdk net_ring, software checksums"
-    );
-    let (mean, med) = transport_only(&port, &pool, bursts, true);
-    println!(
-        "{:<52} {mean:>5.0} cycles/packet (median {med:>4.0})",
-        "dpdk net_ring, trust_link (UDP csum 0)"
-    );
     // DPDK_PATH_ONLY=transport | acceptor: run one part only (for profiling).
     let only = std::env::var("DPDK_PATH_ONLY").unwrap_or_default();
     let default = dataplane::dpdk::COPY_THRESHOLD_BYTES;
+    if only != "acceptor" {
+        println!("-- transport only (DpdkIo rx -> parse -> 64 B reply -> tx) --");
+        let (mean, med) = transport_only(&port, &pool, bursts, false);
+        println!(
+            "{:<52} {mean:>5.0} cycles/packet (median {med:>4.0})",
+            "dpdk net_ring, software checksums"
+        );
+        let (mean, med) = transport_only(&port, &pool, bursts, true);
+        println!(
+            "{:<52} {mean:>5.0} cycles/packet (median {med:>4.0})",
+            "dpdk net_ring, trust_link (UDP csum 0)"
+        );
+    }
     if only == "acceptor" {
         print(
             &format!("dpdk net_ring, trust_link (threshold {default}), CountApp"),
