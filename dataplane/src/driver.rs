@@ -243,6 +243,15 @@ fn peek_header_in_registers(bytes: &[u8]) -> Result<paxos_core::wire::Header, Wi
     peek_header(bytes)
 }
 
+/// The decoder's payload closure: zero-copy slices of `data`. Always inlined into the
+/// decoder: out of line, each value came back through memory and was copied on with wider
+/// loads than the stores that wrote it (a failed store-to-load forward per value).
+#[inline(always)]
+fn slicer<B: RxBuf>(data: &B) -> impl FnMut(core::ops::Range<usize>) -> B + '_ {
+    #[inline(always)]
+    move |r| data.slice(r)
+}
+
 /// One Paxos group's node loop. See the module docs.
 pub struct GroupDriver<Io: PacketIo, A, F = NoFaults, S = MemStorage<<Io as PacketIo>::Buf>> {
     node: Node<Io::Buf, S, Io::Builder>,
@@ -433,7 +442,7 @@ where
             return false;
         }
         let data = &dg.data;
-        match decode(bytes, |r| data.slice(r)) {
+        match decode(bytes, slicer(data)) {
             Err(e) => {
                 c.wire_drop(e);
                 false

@@ -76,7 +76,11 @@ impl DpdkBuf {
     }
 
     /// A sub-range sharing the same storage (no copy). Panics if out of bounds.
-    #[inline]
+    ///
+    /// Always inlined: out of line, the decoder received the 40-byte handle through memory
+    /// and copied it on with wider loads than the callee's stores, a failed store-to-load
+    /// forward per decoded value.
+    #[inline(always)]
     pub fn slice(&self, range: Range<usize>) -> DpdkBuf {
         match self {
             DpdkBuf::Mbuf(m) => DpdkBuf::Mbuf(m.slice(range)),
@@ -138,7 +142,7 @@ impl From<MbufSlice> for DpdkBuf {
 impl Payload for DpdkBuf {}
 
 impl crate::io::RxBuf for DpdkBuf {
-    #[inline]
+    #[inline(always)]
     fn slice(&self, range: Range<usize>) -> DpdkBuf {
         DpdkBuf::slice(self, range)
     }
