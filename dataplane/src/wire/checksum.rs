@@ -52,7 +52,7 @@ pub fn accumulate(mut acc: u64, data: &[u8]) -> u64 {
 
 /// Folded one's-complement sum of a 20-byte IPv4 header (no options): five 32-bit words, one
 /// fold. A header with a correct checksum field sums to `0xffff`.
-#[inline]
+#[inline(always)]
 pub fn ipv4_header(h: &[u8; 20]) -> u16 {
     let w = |i: usize| u64::from(u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]));
     fold(w(0) + w(4) + w(8) + w(12) + w(16))

@@ -357,6 +357,7 @@ pub struct UdpFrameHeader {
 ///
 /// If `payload_len > MAX_UDP_FRAME_PAYLOAD_LEN` or `buf` is shorter than the frame. Both are
 /// caller bugs (the encoder knows its buffer and length).
+#[inline(always)]
 pub fn emit_udp_frame(
     buf: &mut [u8],
     hdr: &UdpFrameHeader,
@@ -379,6 +380,7 @@ pub fn emit_udp_frame(
 /// # Panics
 ///
 /// As [`emit_udp_frame`].
+#[inline(always)]
 pub fn emit_udp_frame_without_udp_checksum(
     buf: &mut [u8],
     hdr: &UdpFrameHeader,
