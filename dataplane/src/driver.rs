@@ -167,7 +167,9 @@ impl<Io: PacketIo, F: PacketFilter> Link<Io, F> {
             self.counters.tx_too_large.inc();
             return 0;
         }
-        let mut encoded = Ok(len);
+        // Only the error is kept: writing the whole Result<usize, _> out of the closure and
+        // copying it back cost a failed store-to-load forward per datagram.
+        let mut failed: Option<WireError> = None;
         let queued = if self.filter.is_active() {
             self.scratch.clear();
             self.scratch.resize(len, 0);
@@ -185,9 +187,9 @@ impl<Io: PacketIo, F: PacketFilter> Link<Io, F> {
                 buf[..n].copy_from_slice(&scratch[..n]);
             })
         } else {
-            self.io.send_with(to, len, |buf| encoded = enc(buf))
+            self.io.send_with(to, len, |buf| failed = enc(buf).err())
         };
-        if let Err(e) = encoded {
+        if let Some(e) = failed {
             // The transport already holds the (garbage) datagram; the receiver will drop it.
             self.encode_error(e);
         }
