@@ -30,7 +30,8 @@
 //! A received mbuf whose payload was copied out (or that was dropped) and that is a plain
 //! single-segment mbuf of this transport's pool with no other reference is kept, up to
 //! [`SPARE_MBUFS`], and reset for the next transmit instead of going back to the pool and
-//! out again; the rest are freed with one `rte_pktmbuf_free_bulk` per burst. When no spare
+//! out again; the rest go back with one `rte_mempool_put_bulk` per burst (or
+//! `rte_pktmbuf_free_bulk` if any of them is chained, indirect or shared). When no spare
 //! is left, transmit takes [`BURST`] mbufs at once with `rte_pktmbuf_alloc_bulk` (one at a
 //! time when the pool has fewer). So each transport may hold up to [`SPARE_MBUFS`] mbufs
 //! ([`DpdkIo::spare_mbufs`]); dropping it returns them. This replaces a C call to
@@ -143,6 +144,8 @@ pub struct DpdkIo {
     /// Received mbufs to free at the end of the burst (when `spare` is full).
     dead: [*mut sys::rte_mbuf; BURST],
     n_dead: usize,
+    /// Every mbuf in `dead` passed `recyclable_in`.
+    dead_plain: bool,
     rx_checksum_offload: bool,
     tx_checksum_offload: bool,
     trust_link: bool,
@@ -233,6 +236,7 @@ impl DpdkIo {
             n_spare: 0,
             dead: [ptr::null_mut(); BURST],
             n_dead: 0,
+            dead_plain: true,
             rx_checksum_offload: offloads.rx_checksum(),
             tx_checksum_offload: offloads.tx_checksum(),
             trust_link: cfg.trust_link,
@@ -273,10 +277,11 @@ impl DpdkIo {
         self.n_spare as u32
     }
 
-    /// Done with a received mbuf: kept for transmit if it can be, else freed with the burst.
+    /// Done with a received mbuf: kept for transmit if it can be, else returned with the burst.
     #[inline]
     fn retire(&mut self, m: Mbuf) {
-        if self.n_spare < SPARE_MBUFS && m.recyclable_in(self.pool.as_ptr()) {
+        let plain = m.recyclable_in(self.pool.as_ptr());
+        if plain && self.n_spare < SPARE_MBUFS {
             self.spare[self.n_spare] = m.into_raw();
             self.n_spare += 1;
             return;
@@ -285,15 +290,35 @@ impl DpdkIo {
             self.free_dead();
         }
         self.dead[self.n_dead] = m.into_raw();
+        self.dead_plain &= plain;
         self.n_dead += 1;
     }
 
+    /// Returns the mbufs in `dead`. When every one is a plain mbuf of our pool with no other
+    /// reference (`recyclable_in`), `rte_pktmbuf_free` would do nothing but put it back in
+    /// the pool, so they go back with one `rte_mempool_put_bulk`; otherwise through
+    /// `rte_pktmbuf_free_bulk`, which handles chains, indirect mbufs and shared references.
     fn free_dead(&mut self) {
-        if self.n_dead > 0 {
+        if self.n_dead == 0 {
+            return;
+        }
+        if self.dead_plain {
+            // SAFETY: dead[..n_dead] are mbufs we own, each direct, single-segment, with
+            // reference count 1 and from self.pool (recyclable_in): the state
+            // rte_pktmbuf_free leaves them in before it puts them back in their pool.
+            unsafe {
+                sys::rte_mempool_put_bulk(
+                    self.pool.as_ptr(),
+                    self.dead.as_mut_ptr().cast(),
+                    self.n_dead as u32,
+                )
+            };
+        } else {
             // SAFETY: dead[..n_dead] are mbufs we own and no longer use.
             unsafe { sys::rte_pktmbuf_free_bulk(self.dead.as_mut_ptr(), self.n_dead as u32) };
-            self.n_dead = 0;
         }
+        self.n_dead = 0;
+        self.dead_plain = true;
     }
 
     /// An empty mbuf for transmit: a spare, else a bulk allocation, else one from the pool.
