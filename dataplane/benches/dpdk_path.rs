@@ -2,20 +2,30 @@
 //! emit -> tx, over DPDK (`net_ring`, TX looping back to RX) and over kernel UDP sockets
 //! on 127.0.0.1, with the same `GroupDriver` code.
 //!
-//! Setup: replica 1 of a 3-replica group runs a real `GroupDriver` (EchoApp). A generator
-//! playing leader 0 sends it bursts of 15 `Accept`s (one batch of one 16-byte command each,
+//! Setup: replica 1 of a 3-replica group runs a real `GroupDriver`. A generator playing
+//! leader 0 sends it bursts of 15 `Accept`s (one batch of one 16-byte command each,
 //! consecutive slots, `commit` = the slot), each followed by the leader's own `Accepted`,
-//! plus one `Heartbeat` that trims the log: 31 datagrams. Per
-//! `Accept` the driver stores the value, answers `Accepted` to the leader and to learner 2
-//! (two datagrams out) and steps its own learner; the commit point makes it apply one
-//! command per slot. Only `driver.poll()` is timed (TSC); injecting the burst and draining
-//! the driver's output are not. No clock ticks (fixed `now`), so no elections.
+//! plus one `Heartbeat` that trims the log: 31 datagrams. Per `Accept` the driver stores the
+//! value, answers `Accepted` to the leader (leader-only acks, the default: one datagram out)
+//! and steps its own learner; the commit point makes it apply one command per slot. Only
+//! `driver.poll()` is timed (TSC); injecting the burst and draining the driver's output are
+//! not. No clock ticks (fixed `now`), so no elections.
+//!
+//! Two applications: `EchoApp` (hashes every applied byte and builds a reply body: about
+//! 50 cycles per received datagram here) and `CountApp` (only counts), so the packet path can
+//! be read apart from the application.
+//!
+//! Figures per case: the mean over bursts, the median and the 10th percentile of per-burst
+//! cycles. On a shared machine the mean follows preemption and the median follows a busy
+//! sibling vCPU; compare runs by their best median, over several runs.
 //!
 //! Also measures the copy threshold: the same run with values of several sizes, with every
 //! received payload kept in its mbuf (threshold 0) or copied to the heap (threshold max).
 //!
 //! Run: `cargo bench -p dataplane --bench dpdk_path` (prints figures; asserts nothing about
-//! speed). `DPDK_PATH_BURSTS=<n>` changes the length of each run.
+//! speed). `DPDK_PATH_BURSTS=<n>` changes the length of each run; `DPDK_PATH_ONLY=transport`
+//! or `=acceptor` (trust_link, CountApp) runs one part, for profiling;
+//! `DPDK_PATH_DEBUG=1` prints the driver's counters after each acceptor case.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
