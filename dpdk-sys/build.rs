@@ -78,6 +78,7 @@ const FUNCTIONS: &[&str] = &[
     "rte_mempool_lookup",
     "rte_mempool_avail_count",
     "rte_mempool_in_use_count",
+    "rte_mempool_put_bulk",
     "rte_pktmbuf_alloc",
     "rte_pktmbuf_alloc_bulk",
     "rte_pktmbuf_free",

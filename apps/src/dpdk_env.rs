@@ -114,6 +114,8 @@ impl DpdkEnv {
             burst: BURST as u32,
             cache: POOL_CACHE,
             pinned: pinned_mbufs(window, TRIM_LAG_SLOTS, holders.max(1)),
+            // One transport per (member, group) endpoint.
+            transports: holders.max(1),
         };
         let pool = Mempool::new(pool_name, sizing.mbufs(), POOL_CACHE, DATA_ROOM, Socket::Any)
             .map_err(dpdk_err("mempool"))?;

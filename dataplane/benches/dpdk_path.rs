@@ -2,26 +2,36 @@
 //! emit -> tx, over DPDK (`net_ring`, TX looping back to RX) and over kernel UDP sockets
 //! on 127.0.0.1, with the same `GroupDriver` code.
 //!
-//! Setup: replica 1 of a 3-replica group runs a real `GroupDriver` (EchoApp). A generator
-//! playing leader 0 sends it bursts of 15 `Accept`s (one batch of one 16-byte command each,
+//! Setup: replica 1 of a 3-replica group runs a real `GroupDriver`. A generator playing
+//! leader 0 sends it bursts of 15 `Accept`s (one batch of one 16-byte command each,
 //! consecutive slots, `commit` = the slot), each followed by the leader's own `Accepted`,
-//! plus one `Heartbeat` that trims the log: 31 datagrams. Per
-//! `Accept` the driver stores the value, answers `Accepted` to the leader and to learner 2
-//! (two datagrams out) and steps its own learner; the commit point makes it apply one
-//! command per slot. Only `driver.poll()` is timed (TSC); injecting the burst and draining
-//! the driver's output are not. No clock ticks (fixed `now`), so no elections.
+//! plus one `Heartbeat` that trims the log: 31 datagrams. Per `Accept` the driver stores the
+//! value, answers `Accepted` to the leader (leader-only acks, the default: one datagram out)
+//! and steps its own learner; the commit point makes it apply one command per slot. Only
+//! `driver.poll()` is timed (TSC); injecting the burst and draining the driver's output are
+//! not. No clock ticks (fixed `now`), so no elections.
+//!
+//! Two applications: `EchoApp` (hashes every applied byte and builds a reply body: about
+//! 50 cycles per received datagram here) and `CountApp` (only counts), so the packet path can
+//! be read apart from the application.
+//!
+//! Figures per case: the mean over bursts, the median and the 10th percentile of per-burst
+//! cycles. On a shared machine the mean follows preemption and the median follows a busy
+//! sibling vCPU; compare runs by their best median, over several runs.
 //!
 //! Also measures the copy threshold: the same run with values of several sizes, with every
 //! received payload kept in its mbuf (threshold 0) or copied to the heap (threshold max).
 //!
 //! Run: `cargo bench -p dataplane --bench dpdk_path` (prints figures; asserts nothing about
-//! speed). `DPDK_PATH_BURSTS=<n>` changes the length of each run.
+//! speed). `DPDK_PATH_BURSTS=<n>` changes the length of each run; `DPDK_PATH_ONLY=transport`
+//! or `=acceptor` (trust_link, CountApp) runs one part, for profiling;
+//! `DPDK_PATH_DEBUG=1` prints the driver's counters after each acceptor case.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use dataplane::app::{EchoApp, LogCommand};
+use dataplane::app::{status, Application, EchoApp, LogCommand};
 use dataplane::counters::Counters;
 use dataplane::dpdk::{DpdkIo, DpdkIoConfig, Eal, Mempool, Port, PortConfig, QueueId, Socket, Tsc};
 use dataplane::driver::{DriverConfig, GroupDriver};
@@ -32,6 +42,38 @@ use dataplane::wire::MacAddr;
 use paxos_core::payload::{BytesBuilder, ValueBuilder};
 use paxos_core::wire::{encode, encoded_len, Route};
 use paxos_core::{Ballot, ClientId, Config, GroupId, Message, ReplicaId, RequestSeq, Slot};
+
+/// The cheapest application that still applies every command: counts them. `EchoApp`
+/// hashes every byte it applies (FNV-1a, one multiply per byte: ~200 cycles per 16-byte
+/// command), which is application work, not the packet path; both are reported.
+#[derive(Default)]
+struct CountApp {
+    applied: u64,
+}
+
+impl Application for CountApp {
+    fn apply(&mut self, _slot: Slot, _cmd: &LogCommand<'_>, _reply: &mut Vec<u8>) -> Option<u8> {
+        self.applied += 1;
+        Some(status::OK)
+    }
+}
+
+/// What `run` needs from the application: how many commands it applied.
+trait Applied: Application {
+    fn applied(&self) -> u64;
+}
+
+impl Applied for EchoApp {
+    fn applied(&self) -> u64 {
+        EchoApp::applied(self)
+    }
+}
+
+impl Applied for CountApp {
+    fn applied(&self) -> u64 {
+        self.applied
+    }
+}
 
 const BURST: usize = 32;
 /// Slots per burst: each gets an Accept and the leader's own Accepted, plus one Heartbeat:
@@ -44,6 +86,17 @@ struct Figures {
     cycles_per_rx: f64,
     cycles_per_accept: f64,
     tx_per_accept: f64,
+    /// Median over bursts of cycles per received datagram: robust against preemption, which
+    /// inflates the mean on this shared 2-vCPU machine.
+    median_per_rx: f64,
+    /// 10th percentile over bursts: the undisturbed speed when the sibling vCPU is busy.
+    p10_per_rx: f64,
+}
+
+/// The `pct`th percentile of per-burst cycle counts (sorts `per_burst`).
+fn percentile(per_burst: &mut [u64], pct: usize) -> u64 {
+    per_burst.sort_unstable();
+    per_burst.get(per_burst.len() * pct / 100).copied().unwrap_or(0)
 }
 
 /// The batch value of one slot: one command record of `command_len` bytes (plus headers).
@@ -73,8 +126,8 @@ fn send<Io: PacketIo>(gen: &mut Io, to: &Endpoint, msg: &Message<Bytes>) {
 }
 
 /// Runs `bursts` bursts through `driver`; `gen` injects as leader 0 and drains.
-fn run<Io: PacketIo>(
-    driver: &mut GroupDriver<Io, EchoApp>,
+fn run<Io: PacketIo, A: Applied>(
+    driver: &mut GroupDriver<Io, A>,
     counters: &Counters,
     gen: &mut Io,
     sinks: &mut [&mut Io],
@@ -87,6 +140,7 @@ fn run<Io: PacketIo>(
     let mut slot = 0u64;
     let mut drained: Vec<Datagram<Io::Buf>> = Vec::with_capacity(BURST);
     let (mut cycles, mut rx, mut accepts) = (0u64, 0u64, 0u64);
+    let mut per_burst: Vec<u64> = Vec::with_capacity(bursts);
     let tx0 = counters.tx_packets.get();
     let warmup = bursts / 10;
     let mut tx_at_warmup = tx0;
@@ -117,6 +171,7 @@ fn run<Io: PacketIo>(
         }
         if b >= warmup {
             cycles += t1 - t0;
+            per_burst.push(t1 - t0);
             rx += DATAGRAMS_PER_BURST as u64;
             accepts += SLOTS_PER_BURST as u64;
         }
@@ -140,13 +195,17 @@ fn run<Io: PacketIo>(
         cycles_per_rx: cycles as f64 / rx as f64,
         cycles_per_accept: cycles as f64 / accepts as f64,
         tx_per_accept: tx as f64 / accepts as f64,
+        median_per_rx: percentile(&mut per_burst, 50) as f64 / DATAGRAMS_PER_BURST as f64,
+        p10_per_rx: percentile(&mut per_burst, 10) as f64 / DATAGRAMS_PER_BURST as f64,
     }
 }
 
 fn print(label: &str, f: &Figures, hz: u64) {
     println!(
-        "{label:<44} {:>7.0} cycles/rx datagram  {:>7.0} cycles/Accept ({:.2} tx each)  {:>6.0} ns/Accept",
+        "{label:<52} {:>5.0} cycles/rx datagram (median {:>4.0}, p10 {:>4.0})  {:>5.0} cycles/Accept ({:.2} tx each)  {:>5.0} ns/Accept",
         f.cycles_per_rx,
+        f.median_per_rx,
+        f.p10_per_rx,
         f.cycles_per_accept,
         f.tx_per_accept,
         f.cycles_per_accept * 1e9 / hz as f64
@@ -157,7 +216,7 @@ fn peers(eps: [Endpoint; 3]) -> PeerTable {
     PeerTable::new((0..3).map(|i| (ReplicaId(i as u16), eps[i]))).unwrap()
 }
 
-fn dpdk_case(
+fn dpdk_case<A: Applied + Default>(
     port: &Port,
     pool: &Arc<Mempool>,
     copy_threshold: usize,
@@ -182,17 +241,26 @@ fn dpdk_case(
         Config::replicas(3),
         peers([ep(0), ep(1), ep(2)]),
     );
-    let mut driver = GroupDriver::new(dc, io, EchoApp::default(), Arc::clone(&counters)).unwrap();
+    let mut driver = GroupDriver::new(dc, io, A::default(), Arc::clone(&counters)).unwrap();
     // Frames for replica 2 land on the same ring; the generator drains them too.
     let f = run(&mut driver, &counters, &mut gen, &mut [], bursts, command_len);
     assert_eq!(counters.total_drops(), 0, "{counters:?}");
+    if std::env::var_os("DPDK_PATH_DEBUG").is_some() {
+        eprintln!("{counters:?}");
+    }
     f
 }
 
 /// The transport alone: rx burst -> parse (software checksums) -> one 64-byte reply per
 /// datagram (emit, software checksums) -> tx. The floor under the protocol path; compare
 /// with testpmd's macswap (~154 cycles/packet here), which touches no IP/UDP header.
-fn transport_only(port: &Port, pool: &Arc<Mempool>, bursts: usize, trust_link: bool) -> f64 {
+/// Returns (mean, median, 10th percentile over bursts) cycles per packet.
+fn transport_only(
+    port: &Port,
+    pool: &Arc<Mempool>,
+    bursts: usize,
+    trust_link: bool,
+) -> (f64, f64, f64) {
     let ep = |i: u8| Endpoint::new(MAC, Ipv4Addr::new(10, 0, 4, 1 + i), 7400 + u16::from(i));
     let cfg = |i: u8| DpdkIoConfig {
         mac: Some(MAC),
@@ -205,6 +273,7 @@ fn transport_only(port: &Port, pool: &Arc<Mempool>, bursts: usize, trust_link: b
     let mut gen = DpdkIo::new(port, QueueId(0), Arc::clone(pool), &cfg(0), Arc::default()).unwrap();
     let mut rx = Vec::with_capacity(BURST);
     let (mut cycles, mut packets) = (0u64, 0u64);
+    let mut per_burst: Vec<u64> = Vec::with_capacity(bursts);
     for b in 0..bursts {
         for i in 0..BURST {
             gen.send_with(&ep(1), 64, |buf| buf.fill(i as u8)).unwrap();
@@ -221,13 +290,15 @@ fn transport_only(port: &Port, pool: &Arc<Mempool>, bursts: usize, trust_link: b
         assert_eq!(n, BURST);
         if b >= bursts / 10 {
             cycles += t1 - t0;
+            per_burst.push(t1 - t0);
             packets += n as u64;
         }
         while gen.recv_burst(&mut rx, BURST) > 0 {
             rx.clear();
         }
     }
-    cycles as f64 / packets as f64
+    let mut per_packet = |pct| percentile(&mut per_burst, pct) as f64 / BURST as f64;
+    (cycles as f64 / packets as f64, per_packet(50), per_packet(10))
 }
 
 fn udp_case(command_len: usize, bursts: usize) -> Figures {
@@ -274,24 +345,48 @@ fn main() {
         "TSC {:.2} GHz, {bursts} bursts of {SLOTS_PER_BURST} x (Accept + Accepted) + 1 Heartbeat, one lcore",
         hz as f64 / 1e9
     );
-    println!("-- transport only (DpdkIo rx -> parse -> 64 B reply -> tx) --");
-    let floor = transport_only(&port, &pool, bursts, false);
-    println!("{:<44} {floor:>7.0} cycles/packet", "dpdk net_ring, software checksums");
-    let floor = transport_only(&port, &pool, bursts, true);
-    println!("{:<44} {floor:>7.0} cycles/packet", "dpdk net_ring, trust_link (UDP csum 0)");
-    // DPDK_PATH_ONLY=transport: stop here (for profiling the transport alone).
-    let only_transport = std::env::var("DPDK_PATH_ONLY").is_ok_and(|v| v == "transport");
-    if !only_transport {
+    // DPDK_PATH_ONLY=transport | acceptor: run one part only (for profiling).
+    let only = std::env::var("DPDK_PATH_ONLY").unwrap_or_default();
+    let default = dataplane::dpdk::COPY_THRESHOLD_BYTES;
+    if only != "acceptor" {
+        println!("-- transport only (DpdkIo rx -> parse -> 64 B reply -> tx) --");
+        let (mean, med, p10) = transport_only(&port, &pool, bursts, false);
+        println!(
+            "{:<52} {mean:>5.0} cycles/packet (median {med:>4.0}, p10 {p10:>4.0})",
+            "dpdk net_ring, software checksums"
+        );
+        let (mean, med, p10) = transport_only(&port, &pool, bursts, true);
+        println!(
+            "{:<52} {mean:>5.0} cycles/packet (median {med:>4.0}, p10 {p10:>4.0})",
+            "dpdk net_ring, trust_link (UDP csum 0)"
+        );
+    }
+    if only == "acceptor" {
+        print(
+            &format!("dpdk net_ring, trust_link (threshold {default}), CountApp"),
+            &dpdk_case::<CountApp>(&port, &pool, default, true, 16, bursts),
+            hz,
+        );
+    } else if only != "transport" {
         println!("-- acceptor path, 16-byte commands (values of {} bytes) --", value(0, 16).len());
-        let default = dataplane::dpdk::COPY_THRESHOLD_BYTES;
         print(
             &format!("dpdk net_ring (copy threshold {default})"),
-            &dpdk_case(&port, &pool, default, false, 16, bursts),
+            &dpdk_case::<EchoApp>(&port, &pool, default, false, 16, bursts),
             hz,
         );
         print(
             &format!("dpdk net_ring, trust_link (threshold {default})"),
-            &dpdk_case(&port, &pool, default, true, 16, bursts),
+            &dpdk_case::<EchoApp>(&port, &pool, default, true, 16, bursts),
+            hz,
+        );
+        print(
+            &format!("dpdk net_ring (threshold {default}), CountApp"),
+            &dpdk_case::<CountApp>(&port, &pool, default, false, 16, bursts),
+            hz,
+        );
+        print(
+            &format!("dpdk net_ring, trust_link (threshold {default}), CountApp"),
+            &dpdk_case::<CountApp>(&port, &pool, default, true, 16, bursts),
             hz,
         );
         print("kernel UDP 127.0.0.1", &udp_case(16, bursts / 4), hz);
@@ -299,8 +394,8 @@ fn main() {
         println!("-- copy threshold (trust_link): zero copy (0) vs heap copy (max), by size --");
         for command_len in [16usize, 200, 450, 1000] {
             let len = value(0, command_len).len();
-            let zc = dpdk_case(&port, &pool, 0, true, command_len, bursts / 2);
-            let cp = dpdk_case(&port, &pool, usize::MAX, true, command_len, bursts / 2);
+            let zc = dpdk_case::<EchoApp>(&port, &pool, 0, true, command_len, bursts / 2);
+            let cp = dpdk_case::<EchoApp>(&port, &pool, usize::MAX, true, command_len, bursts / 2);
             print(&format!("dpdk value {len:>4} B, zero copy"), &zc, hz);
             print(&format!("dpdk value {len:>4} B, copied"), &cp, hz);
         }

@@ -25,6 +25,18 @@
 //! Nothing is allocated per packet: the mbuf arrays are fixed, the ARP cache is fixed-size,
 //! copied payloads are carved from a shared arena.
 //!
+//! # Mbuf recycling
+//!
+//! A received mbuf whose payload was copied out (or that was dropped) and that is a plain
+//! single-segment mbuf of this transport's pool with no other reference is kept, up to
+//! [`SPARE_MBUFS`], and reset for the next transmit instead of going back to the pool and
+//! out again; the rest go back with one `rte_mempool_put_bulk` per burst (or
+//! `rte_pktmbuf_free_bulk` if any of them is chained, indirect or shared). When no spare
+//! is left, transmit takes [`BURST`] mbufs at once with `rte_pktmbuf_alloc_bulk` (one at a
+//! time when the pool has fewer). So each transport may hold up to [`SPARE_MBUFS`] mbufs
+//! ([`DpdkIo::spare_mbufs`]); dropping it returns them. This replaces a C call to
+//! `rte_pktmbuf_free` per received frame and to `rte_pktmbuf_alloc` per transmitted one.
+//!
 //! Several endpoints on one queue or one port: see [`super::dispatch`].
 
 use std::net::Ipv4Addr;
@@ -43,13 +55,17 @@ use super::port::{mac_of, Port, PortId, QueueId};
 use crate::counters::Counters;
 use crate::io::{Datagram, Endpoint, PacketIo, TxError};
 use crate::wire::{
-    arp_reply_for, arp_request, emit_arp_frame, emit_udp_frame, parse_arp_frame, parse_udp_frame,
-    ArpCache, ArpOperation, Checksum, ChecksumPolicy, FrameDrop, Ipv4Packet, MacAddr,
-    UdpFrameHeader, ARP_FRAME_LEN, ETHERNET_HEADER_LEN, IPV4_HEADER_LEN, UDP_FRAME_HEADER_LEN,
+    arp_reply_for, arp_request, emit_arp_frame, emit_udp_frame,
+    emit_udp_frame_without_udp_checksum, parse_arp_frame, parse_udp_frame, ArpCache, ArpOperation,
+    Checksum, ChecksumPolicy, FrameDrop, MacAddr, UdpFrameHeader, ARP_FRAME_LEN,
+    UDP_FRAME_HEADER_LEN,
 };
 
 /// Mbufs per RX burst and per TX buffer.
 pub const BURST: usize = 32;
+
+/// Most mbufs a transport keeps for transmit (see "Mbuf recycling" in the module docs).
+pub const SPARE_MBUFS: usize = BURST;
 
 /// ARP cache entries per transport (a cluster is a handful of peers plus clients).
 pub const ARP_CACHE_ENTRIES: usize = 64;
@@ -122,6 +138,14 @@ pub struct DpdkIo {
     tx: [*mut sys::rte_mbuf; BURST],
     tx_bytes: [u32; BURST],
     tx_len: usize,
+    /// Reset-on-take mbufs for transmit: recycled receive mbufs and bulk allocations.
+    spare: [*mut sys::rte_mbuf; SPARE_MBUFS],
+    n_spare: usize,
+    /// Received mbufs to free at the end of the burst (when `spare` is full).
+    dead: [*mut sys::rte_mbuf; BURST],
+    n_dead: usize,
+    /// Every mbuf in `dead` passed `recyclable_in`.
+    dead_plain: bool,
     rx_checksum_offload: bool,
     tx_checksum_offload: bool,
     trust_link: bool,
@@ -208,6 +232,11 @@ impl DpdkIo {
             tx: [ptr::null_mut(); BURST],
             tx_bytes: [0; BURST],
             tx_len: 0,
+            spare: [ptr::null_mut(); SPARE_MBUFS],
+            n_spare: 0,
+            dead: [ptr::null_mut(); BURST],
+            n_dead: 0,
+            dead_plain: true,
             rx_checksum_offload: offloads.rx_checksum(),
             tx_checksum_offload: offloads.tx_checksum(),
             trust_link: cfg.trust_link,
@@ -243,6 +272,81 @@ impl DpdkIo {
         self.tx_len
     }
 
+    /// Mbufs held for transmit (at most [`SPARE_MBUFS`]; see "Mbuf recycling").
+    pub fn spare_mbufs(&self) -> u32 {
+        self.n_spare as u32
+    }
+
+    /// Done with a received mbuf: kept for transmit if it can be, else returned with the burst.
+    #[inline]
+    fn retire(&mut self, m: Mbuf) {
+        let plain = m.recyclable_in(self.pool.as_ptr());
+        if plain && self.n_spare < SPARE_MBUFS {
+            self.spare[self.n_spare] = m.into_raw();
+            self.n_spare += 1;
+            return;
+        }
+        if self.n_dead == BURST {
+            self.free_dead();
+        }
+        self.dead[self.n_dead] = m.into_raw();
+        self.dead_plain &= plain;
+        self.n_dead += 1;
+    }
+
+    /// Returns the mbufs in `dead`. When every one is a plain mbuf of our pool with no other
+    /// reference (`recyclable_in`), `rte_pktmbuf_free` would do nothing but put it back in
+    /// the pool, so they go back with one `rte_mempool_put_bulk`; otherwise through
+    /// `rte_pktmbuf_free_bulk`, which handles chains, indirect mbufs and shared references.
+    fn free_dead(&mut self) {
+        if self.n_dead == 0 {
+            return;
+        }
+        if self.dead_plain {
+            // SAFETY: dead[..n_dead] are mbufs we own, each direct, single-segment, with
+            // reference count 1 and from self.pool (recyclable_in): the state
+            // rte_pktmbuf_free leaves them in before it puts them back in their pool.
+            unsafe {
+                sys::rte_mempool_put_bulk(
+                    self.pool.as_ptr(),
+                    self.dead.as_mut_ptr().cast(),
+                    self.n_dead as u32,
+                )
+            };
+        } else {
+            // SAFETY: dead[..n_dead] are mbufs we own and no longer use.
+            unsafe { sys::rte_pktmbuf_free_bulk(self.dead.as_mut_ptr(), self.n_dead as u32) };
+        }
+        self.n_dead = 0;
+        self.dead_plain = true;
+    }
+
+    /// An empty mbuf for transmit: a spare, else a bulk allocation, else one from the pool.
+    #[inline]
+    fn take_mbuf(&mut self) -> Option<Mbuf> {
+        if self.n_spare == 0 {
+            // SAFETY: spare has room for BURST pointers; on success (0) each is a fresh, reset
+            // mbuf we now own; on failure nothing was taken.
+            let rc = unsafe {
+                sys::rte_pktmbuf_alloc_bulk(
+                    self.pool.as_ptr(),
+                    self.spare.as_mut_ptr(),
+                    SPARE_MBUFS as u32,
+                )
+            };
+            if rc != 0 {
+                return self.pool.alloc();
+            }
+            self.n_spare = SPARE_MBUFS;
+        }
+        self.n_spare -= 1;
+        // SAFETY: spare[..n_spare + 1] are mbufs we own (recycled: recyclable_in checked them;
+        // or freshly allocated); this one leaves the array.
+        let mut m = unsafe { Mbuf::from_raw(self.spare[self.n_spare]) }?;
+        m.reset();
+        Some(m)
+    }
+
     /// Queues a raw Ethernet frame (for tests and tools); the frame is copied into an mbuf.
     pub fn send_raw_frame(&mut self, frame: &[u8]) -> Result<(), TxError> {
         let Some(mut m) = self.pool.alloc() else {
@@ -275,6 +379,7 @@ impl DpdkIo {
             Ok(p) => p,
             Err(cause) => {
                 c.frame_drop(cause);
+                self.retire(m);
                 return false;
             }
         };
@@ -287,23 +392,39 @@ impl DpdkIo {
                 ),
                 Err(FrameDrop::Arp) => {
                     self.handle_arp(&m);
+                    self.retire(m);
                     return false;
                 }
                 Err(cause) => {
                     c.frame_drop(cause);
+                    self.retire(m);
                     return false;
                 }
             };
         if dst_port != self.local.port {
             c.unknown_port.inc();
+            self.retire(m);
             return false;
         }
-        let data = if range.len() <= self.copy_threshold {
-            DpdkBuf::Heap(self.arena.copy(&m.data()[range]))
+        // The datagram is written straight into the vector's spare slot, with the payload
+        // handle made inside the write: `out.push(..)` (and moving a finished handle) built
+        // it on the stack from narrow stores and copied it at once with wide loads, a failed
+        // store-to-load forward (~15 cycles) per frame.
+        if out.len() == out.capacity() {
+            // Callers pass vectors with room for a burst; grow only if one did not.
+            out.reserve(BURST);
+        }
+        let len = out.len();
+        let Some(slot) = out.spare_capacity_mut().first_mut() else { return false };
+        if range.len() <= self.copy_threshold {
+            let copied = self.arena.copy(&m.data()[range]);
+            slot.write(Datagram { src, dst_port, data: DpdkBuf::Copied(copied) });
+            self.retire(m);
         } else {
-            DpdkBuf::Mbuf(m.into_slice(range))
-        };
-        out.push(Datagram { src, dst_port, data });
+            slot.write(Datagram { src, dst_port, data: DpdkBuf::Mbuf(m.into_slice(range)) });
+        }
+        // SAFETY: the element at `len` (< capacity) was just initialised.
+        unsafe { out.set_len(len + 1) };
         true
     }
 
@@ -469,6 +590,7 @@ impl PacketIo for DpdkIo {
                 }
             }
         }
+        self.free_dead();
         delivered
     }
 
@@ -482,7 +604,7 @@ impl PacketIo for DpdkIo {
             return Err(TxError::TooLarge);
         }
         let dst_mac = self.resolve(to)?;
-        let Some(mut m) = self.pool.alloc() else {
+        let Some(mut m) = self.take_mbuf() else {
             self.counters.tx_no_buffer.inc();
             return Err(TxError::NoBuffer);
         };
@@ -506,10 +628,7 @@ impl PacketIo for DpdkIo {
             m.set_tx_offload(14, 20, 8, flags);
         } else if self.trust_link {
             // Headers without the payload checksum: IPv4 checksum over 20 bytes, UDP 0.
-            emit_udp_frame(buf, &hdr, len, Checksum::Offload);
-            Ipv4Packet::new_unchecked(&mut buf[ETHERNET_HEADER_LEN..]).fill_checksum();
-            let udp_csum = ETHERNET_HEADER_LEN + IPV4_HEADER_LEN + 6;
-            buf[udp_csum..udp_csum + 2].fill(0);
+            emit_udp_frame_without_udp_checksum(buf, &hdr, len);
         } else {
             emit_udp_frame(buf, &hdr, len, Checksum::Compute);
         }
@@ -550,9 +669,14 @@ impl PacketIo for DpdkIo {
 
 impl Drop for DpdkIo {
     fn drop(&mut self) {
-        // Queued but unsent mbufs are still ours.
-        // SAFETY: tx[..tx_len] are owned mbufs.
-        unsafe { sys::rte_pktmbuf_free_bulk(self.tx.as_mut_ptr(), self.tx_len as u32) };
+        // Queued but unsent mbufs and spares are still ours.
+        // SAFETY: tx[..tx_len] and spare[..n_spare] are owned mbufs.
+        unsafe {
+            sys::rte_pktmbuf_free_bulk(self.tx.as_mut_ptr(), self.tx_len as u32);
+            sys::rte_pktmbuf_free_bulk(self.spare.as_mut_ptr(), self.n_spare as u32);
+        }
         self.tx_len = 0;
+        self.n_spare = 0;
+        self.free_dead();
     }
 }

@@ -23,7 +23,8 @@
 
 use std::fmt;
 use std::ops::Range;
-use std::ptr::NonNull;
+use std::ptr::{self, NonNull};
+use std::sync::atomic::{AtomicU16, Ordering};
 
 use dpdk_sys as sys;
 
@@ -65,8 +66,9 @@ impl Mbuf {
     /// Bytes of data.
     #[inline]
     pub fn len(&self) -> usize {
-        // SAFETY: self.raw is a live mbuf we own.
-        usize::from(unsafe { sys::rust_mbuf_data_len(self.raw.as_ptr()) })
+        // SAFETY: self.raw is a live mbuf we own; a plain field read (rte_pktmbuf_data_len is
+        // the same read in C, but a call the compiler cannot inline).
+        usize::from(unsafe { (*self.raw.as_ptr()).data_len })
     }
 
     /// No data?
@@ -78,8 +80,8 @@ impl Mbuf {
     /// Total length of the packet (equals `len()` unless the mbuf is chained).
     #[inline]
     pub fn pkt_len(&self) -> usize {
-        // SAFETY: self.raw is a live mbuf we own.
-        unsafe { sys::rust_mbuf_pkt_len(self.raw.as_ptr()) as usize }
+        // SAFETY: self.raw is a live mbuf we own; a plain field read.
+        unsafe { (*self.raw.as_ptr()).pkt_len as usize }
     }
 
     /// Free bytes in front of the data.
@@ -97,14 +99,12 @@ impl Mbuf {
     /// The data of the first segment.
     #[inline]
     pub fn data(&self) -> &[u8] {
-        // SAFETY: mtod points at data_len initialised bytes inside the mbuf's buffer, which
-        // lives as long as our reference; the borrow of self keeps it alive.
+        // SAFETY: buf_addr + data_off (what rte_pktmbuf_mtod computes) points at data_len
+        // initialised bytes inside the mbuf's buffer, which lives as long as our reference;
+        // the borrow of self keeps it alive.
         unsafe {
             let m = self.raw.as_ptr();
-            std::slice::from_raw_parts(
-                sys::rust_pktmbuf_mtod(m).cast::<u8>(),
-                usize::from(sys::rust_mbuf_data_len(m)),
-            )
+            std::slice::from_raw_parts(mtod(m), usize::from((*m).data_len))
         }
     }
 
@@ -115,10 +115,7 @@ impl Mbuf {
         // contract), and &mut self makes this the only borrow.
         unsafe {
             let m = self.raw.as_ptr();
-            std::slice::from_raw_parts_mut(
-                sys::rust_pktmbuf_mtod(m).cast::<u8>(),
-                usize::from(sys::rust_mbuf_data_len(m)),
-            )
+            std::slice::from_raw_parts_mut(mtod(m), usize::from((*m).data_len))
         }
     }
 
@@ -127,11 +124,25 @@ impl Mbuf {
     #[inline]
     pub fn append(&mut self, n: usize) -> Option<&mut [u8]> {
         let n16 = u16::try_from(n).ok()?;
-        // SAFETY: rte_pktmbuf_append either returns a pointer to n bytes inside our buffer
-        // (now part of the data) or NULL without changing anything.
+        let m = self.raw.as_ptr();
+        // SAFETY: m is a live mbuf we own (the only reference). rte_pktmbuf_append, inlined
+        // here for the single segment an Mbuf holds (checked: `next` is NULL; otherwise the
+        // C function handles the chain): if the tailroom buf_len - data_off - data_len holds
+        // n bytes, the n bytes after the data become part of it and are returned; otherwise
+        // nothing changes.
         unsafe {
-            let p = sys::rte_pktmbuf_append(self.raw.as_ptr(), n16).cast::<u8>();
-            (!p.is_null()).then(|| std::slice::from_raw_parts_mut(p, n))
+            if !(*m).next.is_null() {
+                let p = sys::rte_pktmbuf_append(m, n16).cast::<u8>();
+                return (!p.is_null()).then(|| std::slice::from_raw_parts_mut(p, n));
+            }
+            let used = usize::from((*m).data_off) + usize::from((*m).data_len);
+            if n > usize::from((*m).buf_len).saturating_sub(used) {
+                return None;
+            }
+            let tail = (*m).buf_addr.cast::<u8>().add(used);
+            (*m).data_len += n16;
+            (*m).pkt_len += u32::from(n16);
+            Some(std::slice::from_raw_parts_mut(tail, n))
         }
     }
 
@@ -163,14 +174,14 @@ impl Mbuf {
     /// The mbuf's reference count (1 for an `Mbuf` not yet turned into slices).
     pub fn refcnt(&self) -> u16 {
         // SAFETY: self.raw is a live mbuf.
-        unsafe { sys::rust_mbuf_refcnt_read(self.raw.as_ptr()) }
+        unsafe { refcnt_read(self.raw.as_ptr()) }
     }
 
     /// The offload flags (`RTE_MBUF_F_*`): RX results, TX requests.
     #[inline]
     pub fn ol_flags(&self) -> u64 {
-        // SAFETY: self.raw is a live mbuf.
-        unsafe { sys::rust_mbuf_ol_flags(self.raw.as_ptr()) }
+        // SAFETY: self.raw is a live mbuf; a plain field read.
+        unsafe { (*self.raw.as_ptr()).ol_flags }
     }
 
     /// Requests TX checksum offload: header lengths and the `RTE_MBUF_F_TX_*` flags.
@@ -180,6 +191,29 @@ impl Mbuf {
         unsafe {
             sys::rust_mbuf_set_tx_offload(self.raw.as_ptr(), l2_len, l3_len, l4_len, tx_flags)
         }
+    }
+
+    /// Can this mbuf be reset and reused for transmit instead of going back to its pool?
+    /// Only a plain (direct, not external), single-segment mbuf of `pool` that nobody else
+    /// references.
+    #[inline]
+    pub fn recyclable_in(&self, pool: *const sys::rte_mempool) -> bool {
+        let m = self.raw.as_ptr();
+        // SAFETY: m is a live mbuf we own; plain field reads and the refcount read.
+        unsafe {
+            ptr::eq((*m).pool, pool)
+                && (*m).next.is_null()
+                && (*m).ol_flags & (sys::RTE_MBUF_F_INDIRECT | sys::RTE_MBUF_F_EXTERNAL) == 0
+                && refcnt_read(m) == 1
+        }
+    }
+
+    /// Resets to an empty single-segment packet with the default headroom, as a fresh
+    /// allocation from the pool would be (`rte_pktmbuf_reset`).
+    #[inline]
+    pub fn reset(&mut self) {
+        // SAFETY: we own the mbuf; rte_pktmbuf_reset only writes its metadata.
+        unsafe { sys::rte_pktmbuf_reset(self.raw.as_ptr()) }
     }
 
     /// A zero-copy slice of `range` of the data, consuming this reference. Panics if `range`
@@ -192,6 +226,40 @@ impl Mbuf {
         let raw = self.raw;
         std::mem::forget(self);
         MbufSlice { mbuf: raw, ptr, len }
+    }
+}
+
+/// `rte_pktmbuf_mtod(m, uint8_t *)`: start of the data of `m`'s first segment.
+///
+/// # Safety
+/// `m` must point to a live mbuf.
+#[inline(always)]
+unsafe fn mtod(m: *const sys::rte_mbuf) -> *mut u8 {
+    (*m).buf_addr.cast::<u8>().add(usize::from((*m).data_off))
+}
+
+/// `rte_mbuf_refcnt_read`: DPDK 22.11 keeps the count in a `uint16_t` updated with
+/// `__atomic` builtins (`RTE_MBUF_REFCNT_ATOMIC`), read relaxed.
+///
+/// # Safety
+/// `m` must point to a live mbuf.
+#[inline(always)]
+unsafe fn refcnt_read(m: *mut sys::rte_mbuf) -> u16 {
+    AtomicU16::from_ptr(ptr::addr_of_mut!((*m).refcnt)).load(Ordering::Relaxed)
+}
+
+/// `rte_mbuf_refcnt_update(m, 1)`, inlined: a sole owner (count 1) stores 2 without a locked
+/// instruction, as the C function does; otherwise an atomic add.
+///
+/// # Safety
+/// `m` must point to a live mbuf the caller holds a reference to.
+#[inline(always)]
+unsafe fn refcnt_inc(m: *mut sys::rte_mbuf) {
+    let rc = AtomicU16::from_ptr(ptr::addr_of_mut!((*m).refcnt));
+    if rc.load(Ordering::Relaxed) == 1 {
+        rc.store(2, Ordering::Relaxed);
+    } else {
+        rc.fetch_add(1, Ordering::AcqRel);
     }
 }
 
@@ -255,7 +323,7 @@ impl MbufSlice {
     /// The mbuf's current reference count (for tests and diagnostics).
     pub fn refcnt(&self) -> u16 {
         // SAFETY: we hold a reference, so the mbuf is live.
-        unsafe { sys::rust_mbuf_refcnt_read(self.mbuf.as_ptr()) }
+        unsafe { refcnt_read(self.mbuf.as_ptr()) }
     }
 
     /// The mbuf this slice points into.
@@ -269,7 +337,7 @@ impl Clone for MbufSlice {
     fn clone(&self) -> MbufSlice {
         // SAFETY: we hold a reference, so the mbuf is live; the new reference is owned by the
         // returned slice and dropped by its Drop.
-        unsafe { sys::rust_mbuf_refcnt_update(self.mbuf.as_ptr(), 1) };
+        unsafe { refcnt_inc(self.mbuf.as_ptr()) };
         MbufSlice { mbuf: self.mbuf, ptr: self.ptr, len: self.len }
     }
 }

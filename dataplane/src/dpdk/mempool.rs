@@ -54,14 +54,19 @@ pub struct PoolSizing {
     pub cache: u32,
     /// Mbufs the protocol may keep beyond a burst ([`pinned_mbufs`]).
     pub pinned: u32,
+    /// Transports ([`DpdkIo`](super::DpdkIo)s) on this pool: each keeps up to
+    /// [`SPARE_MBUFS`](super::io::SPARE_MBUFS) received mbufs for its next transmits.
+    pub transports: u32,
 }
 
 impl PoolSizing {
-    /// `ports*(rx_desc+tx_desc) + lcores*(burst+cache) + pinned`, rounded up to `2^k - 1`.
+    /// `ports*(rx_desc+tx_desc) + lcores*(burst+cache) + pinned + transports*SPARE_MBUFS`,
+    /// rounded up to `2^k - 1`.
     pub fn mbufs(&self) -> u32 {
         let n = u64::from(self.ports) * (u64::from(self.rx_desc) + u64::from(self.tx_desc))
             + u64::from(self.lcores) * (u64::from(self.burst) + u64::from(self.cache))
-            + u64::from(self.pinned);
+            + u64::from(self.pinned)
+            + u64::from(self.transports) * super::io::SPARE_MBUFS as u64;
         round_to_pow2_minus_1(n)
     }
 }
@@ -231,8 +236,12 @@ mod tests {
             burst: 32,
             cache: 256,
             pinned: pinned_mbufs(256, 256, 1),
+            transports: 1,
         };
-        // 2048 + 576 + 512 = 3136 -> 4095
+        // 2048 + 576 + 512 + 32 = 3168 -> 4095
         assert_eq!(s.mbufs(), 4095);
+        let s = PoolSizing { transports: 40, ..s };
+        // 3136 + 40 * 32 = 4416 -> 8191
+        assert_eq!(s.mbufs(), 8191);
     }
 }

@@ -43,7 +43,7 @@ pub mod telemetry;
 pub mod tsc;
 
 pub use affinity::CpuSet;
-pub use buf::{CopyArena, DpdkBuf, DpdkValueBuilder, COPY_THRESHOLD_BYTES};
+pub use buf::{ArenaSlice, CopyArena, DpdkBuf, DpdkValueBuilder, COPY_THRESHOLD_BYTES};
 pub use dispatch::{open_endpoints, steer_by_udp_port, SharedQueue, Steering};
 pub use eal::{Eal, LcoreId};
 pub use error::DpdkError;

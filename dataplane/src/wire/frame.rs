@@ -21,7 +21,7 @@ use super::arp::{ArpOperation, ArpPacket, ArpRepr, ARP_LEN};
 use super::ethernet::{EtherType, EthernetPacket, EthernetRepr, MacAddr, ETHERNET_HEADER_LEN};
 use super::ipv4::{IpProtocol, Ipv4Packet, Ipv4Repr, IPV4_HEADER_LEN};
 use super::udp::{UdpPacket, UdpRepr, UDP_HEADER_LEN};
-use super::{Checksum, WireError};
+use super::{checksum, Checksum, WireError};
 
 /// Bytes in front of the UDP payload in a frame we emit: 14 + 20 + 8.
 pub const UDP_FRAME_HEADER_LEN: usize = ETHERNET_HEADER_LEN + IPV4_HEADER_LEN + UDP_HEADER_LEN;
@@ -167,7 +167,107 @@ pub struct UdpFrame<'a> {
 ///
 /// Source addresses are not vetted; the protocol layer decides which peers it accepts. Never
 /// panics, whatever `frame` holds.
+///
+/// Speed: the common frame (no IPv4 options, every check passing) is accepted by a straight
+/// pass over fixed offsets; anything else, including every frame that is dropped, goes through
+/// the layered parsers, which find the drop cause. The fast pass accepts only frames the
+/// layered parsers accept, with the same result (tests compare the two).
+#[inline]
 pub fn parse_udp_frame(
+    frame: &[u8],
+    local_mac: MacAddr,
+    local_ip: Ipv4Addr,
+    verify: ChecksumPolicy,
+) -> Result<UdpFrame<'_>, FrameDrop> {
+    match parse_common(frame, local_mac, local_ip, verify) {
+        Some(f) => Ok(f),
+        None => parse_layered(frame, local_mac, local_ip, verify),
+    }
+}
+
+/// Offsets in a frame without IPv4 options.
+mod at {
+    pub const ETHERTYPE: usize = 12;
+    pub const IP: usize = 14;
+    pub const IP_TOTAL_LEN: usize = 16;
+    pub const IP_FLAGS_FRAG: usize = 20;
+    pub const IP_PROTOCOL: usize = 23;
+    pub const IP_SRC: usize = 26;
+    pub const IP_DST: usize = 30;
+    pub const UDP: usize = 34;
+    pub const UDP_SRC_PORT: usize = 34;
+    pub const UDP_DST_PORT: usize = 36;
+    pub const UDP_LEN: usize = 38;
+    pub const UDP_CHECKSUM: usize = 40;
+}
+
+#[inline(always)]
+fn be16(b: &[u8], i: usize) -> u16 {
+    u16::from_be_bytes([b[i], b[i + 1]])
+}
+
+/// The fast pass of [`parse_udp_frame`]: `Some` only for a frame the layered parsers accept
+/// (IHL 5, every check passing), `None` to let them decide.
+#[inline(always)]
+pub(super) fn parse_common(
+    frame: &[u8],
+    local_mac: MacAddr,
+    local_ip: Ipv4Addr,
+    verify: ChecksumPolicy,
+) -> Option<UdpFrame<'_>> {
+    let h: &[u8; UDP_FRAME_HEADER_LEN] = frame.get(..UDP_FRAME_HEADER_LEN)?.try_into().ok()?;
+    if h[..6] != local_mac.0 || h[at::ETHERTYPE..at::ETHERTYPE + 2] != [0x08, 0x00] {
+        return None;
+    }
+    // Version 4, IHL 5 (20 bytes, no options).
+    if h[at::IP] != 0x45 {
+        return None;
+    }
+    let total_len = usize::from(be16(h, at::IP_TOTAL_LEN));
+    if total_len < IPV4_HEADER_LEN + UDP_HEADER_LEN
+        || frame.len() < ETHERNET_HEADER_LEN + total_len
+        || be16(h, at::IP_FLAGS_FRAG) & 0x3fff != 0
+        || h[at::IP_DST..at::IP_DST + 4] != local_ip.octets()
+        || h[at::IP_PROTOCOL] != IpProtocol::UDP
+    {
+        return None;
+    }
+    if verify.verify_ip {
+        let ip: &[u8; IPV4_HEADER_LEN] = h[at::IP..at::UDP].try_into().ok()?;
+        if checksum::ipv4_header(ip) != 0xffff {
+            return None;
+        }
+    }
+    let udp_len = be16(h, at::UDP_LEN);
+    if usize::from(udp_len) < UDP_HEADER_LEN || usize::from(udp_len) > total_len - IPV4_HEADER_LEN {
+        return None;
+    }
+    let udp = frame.get(at::UDP..at::UDP + usize::from(udp_len))?;
+    if verify.verify_udp && be16(h, at::UDP_CHECKSUM) != 0 {
+        let src = [h[at::IP_SRC], h[at::IP_SRC + 1], h[at::IP_SRC + 2], h[at::IP_SRC + 3]];
+        let pseudo = checksum::pseudo_header_v4(src.into(), local_ip, IpProtocol::UDP, udp_len);
+        if checksum::fold(checksum::accumulate(u64::from(pseudo), udp)) != 0xffff {
+            return None;
+        }
+    }
+    Some(UdpFrame {
+        src_mac: MacAddr([h[6], h[7], h[8], h[9], h[10], h[11]]),
+        src_ip: Ipv4Addr::new(
+            h[at::IP_SRC],
+            h[at::IP_SRC + 1],
+            h[at::IP_SRC + 2],
+            h[at::IP_SRC + 3],
+        ),
+        src_port: be16(h, at::UDP_SRC_PORT),
+        dst_port: be16(h, at::UDP_DST_PORT),
+        payload: udp.get(UDP_HEADER_LEN..)?,
+        payload_offset: UDP_FRAME_HEADER_LEN,
+    })
+}
+
+/// The layered parse (Ethernet, IPv4, UDP views and reprs): any frame, exact drop causes.
+#[cold]
+pub(super) fn parse_layered(
     frame: &[u8],
     local_mac: MacAddr,
     local_ip: Ipv4Addr,
@@ -257,12 +357,59 @@ pub struct UdpFrameHeader {
 ///
 /// If `payload_len > MAX_UDP_FRAME_PAYLOAD_LEN` or `buf` is shorter than the frame. Both are
 /// caller bugs (the encoder knows its buffer and length).
+#[inline(always)]
 pub fn emit_udp_frame(
     buf: &mut [u8],
     hdr: &UdpFrameHeader,
     payload_len: usize,
     csum: Checksum,
 ) -> usize {
+    let frame_len = check_emit_len(buf, payload_len);
+    let (ip_csum, udp_csum) = match csum {
+        Checksum::Compute => (UdpFrameChecksum::Compute, UdpFrameChecksum::Compute),
+        Checksum::Offload => (UdpFrameChecksum::Offload, UdpFrameChecksum::Offload),
+    };
+    write_headers(&mut buf[..frame_len], hdr, payload_len, ip_csum, udp_csum);
+    frame_len
+}
+
+/// Like [`emit_udp_frame`] with [`Checksum::Compute`] for the IPv4 header but a UDP checksum
+/// of 0 ("none", legal over IPv4: the receiver skips the check). For links that cannot
+/// corrupt frames (`trust_link`): saves summing the payload on both ends.
+///
+/// # Panics
+///
+/// As [`emit_udp_frame`].
+#[inline(always)]
+pub fn emit_udp_frame_without_udp_checksum(
+    buf: &mut [u8],
+    hdr: &UdpFrameHeader,
+    payload_len: usize,
+) -> usize {
+    let frame_len = check_emit_len(buf, payload_len);
+    write_headers(
+        &mut buf[..frame_len],
+        hdr,
+        payload_len,
+        UdpFrameChecksum::Compute,
+        UdpFrameChecksum::Zero,
+    );
+    frame_len
+}
+
+/// What [`write_headers`] puts in a checksum field.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum UdpFrameChecksum {
+    /// The full checksum.
+    Compute,
+    /// IPv4: 0; UDP: the pseudo-header sum (what DPDK TX offload expects).
+    Offload,
+    /// 0 (UDP only: "no checksum").
+    Zero,
+}
+
+#[inline(always)]
+fn check_emit_len(buf: &[u8], payload_len: usize) -> usize {
     assert!(
         payload_len <= MAX_UDP_FRAME_PAYLOAD_LEN,
         "UDP payload of {payload_len} bytes exceeds {MAX_UDP_FRAME_PAYLOAD_LEN}"
@@ -273,26 +420,81 @@ pub fn emit_udp_frame(
         "buffer of {} bytes cannot hold a {frame_len}-byte frame",
         buf.len()
     );
-    let frame = &mut buf[..frame_len];
-
-    let eth =
-        EthernetRepr { src_addr: hdr.src_mac, dst_addr: hdr.dst_mac, ethertype: EtherType::Ipv4 };
-    eth.emit(&mut EthernetPacket::new_unchecked(&mut frame[..]));
-
-    let udp = UdpRepr { src_port: hdr.src_port, dst_port: hdr.dst_port, payload_len };
-    let ip = Ipv4Repr {
-        src_addr: hdr.src_ip,
-        dst_addr: hdr.dst_ip,
-        protocol: IpProtocol::Udp,
-        payload_len: udp.buffer_len(),
-        ttl: Ipv4Repr::DEFAULT_TTL,
-        ident: hdr.ip_id,
-    };
-    ip.emit(&mut Ipv4Packet::new_unchecked(&mut frame[ETHERNET_HEADER_LEN..]), csum);
-
-    let udp_start = ETHERNET_HEADER_LEN + IPV4_HEADER_LEN;
-    udp.emit(&mut UdpPacket::new_unchecked(&mut frame[udp_start..]), hdr.src_ip, hdr.dst_ip, csum);
     frame_len
+}
+
+/// Writes the 42 header bytes of `frame` (exactly one frame long, payload in place) with
+/// plain stores at fixed offsets; the same bytes the Ethernet/IPv4/UDP reprs' `emit` write
+/// (tests compare them): IPv4 version 4, IHL 5, DSCP/ECN 0, DF, TTL 64, protocol UDP.
+#[inline(always)]
+fn write_headers(
+    frame: &mut [u8],
+    hdr: &UdpFrameHeader,
+    payload_len: usize,
+    ip_csum: UdpFrameChecksum,
+    udp_csum: UdpFrameChecksum,
+) {
+    let udp_len = (UDP_HEADER_LEN + payload_len) as u16;
+    let total_len = udp_len + IPV4_HEADER_LEN as u16;
+    let (src, dst) = (hdr.src_ip.octets(), hdr.dst_ip.octets());
+    let [tl0, tl1] = total_len.to_be_bytes();
+    let [id0, id1] = hdr.ip_id.to_be_bytes();
+    let mut ip: [u8; IPV4_HEADER_LEN] = [
+        0x45,
+        0,
+        tl0,
+        tl1,
+        id0,
+        id1,
+        0x40, // DF, fragment offset 0
+        0,
+        Ipv4Repr::DEFAULT_TTL,
+        IpProtocol::UDP,
+        0,
+        0,
+        src[0],
+        src[1],
+        src[2],
+        src[3],
+        dst[0],
+        dst[1],
+        dst[2],
+        dst[3],
+    ];
+    if ip_csum == UdpFrameChecksum::Compute {
+        let sum = !checksum::ipv4_header(&ip);
+        ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    }
+    let (h, payload) = frame.split_at_mut(UDP_FRAME_HEADER_LEN);
+    h[..6].copy_from_slice(&hdr.dst_mac.0);
+    h[6..12].copy_from_slice(&hdr.src_mac.0);
+    h[at::ETHERTYPE..at::IP].copy_from_slice(&[0x08, 0x00]);
+    h[at::IP..at::UDP].copy_from_slice(&ip);
+    h[at::UDP_SRC_PORT..at::UDP_SRC_PORT + 2].copy_from_slice(&hdr.src_port.to_be_bytes());
+    h[at::UDP_DST_PORT..at::UDP_DST_PORT + 2].copy_from_slice(&hdr.dst_port.to_be_bytes());
+    h[at::UDP_LEN..at::UDP_LEN + 2].copy_from_slice(&udp_len.to_be_bytes());
+    let udp_sum = match udp_csum {
+        UdpFrameChecksum::Zero => 0,
+        UdpFrameChecksum::Offload => {
+            checksum::pseudo_header_v4(hdr.src_ip, hdr.dst_ip, IpProtocol::UDP, udp_len)
+        }
+        UdpFrameChecksum::Compute => {
+            let pseudo =
+                checksum::pseudo_header_v4(hdr.src_ip, hdr.dst_ip, IpProtocol::UDP, udp_len);
+            // The header words (ports, length; checksum field 0), then the payload.
+            let acc = u64::from(pseudo)
+                + u64::from(hdr.src_port)
+                + u64::from(hdr.dst_port)
+                + u64::from(udp_len);
+            let value = !checksum::fold(checksum::accumulate(acc, payload));
+            if value == 0 {
+                0xffff
+            } else {
+                value
+            }
+        }
+    };
+    h[at::UDP_CHECKSUM..at::UDP_CHECKSUM + 2].copy_from_slice(&udp_sum.to_be_bytes());
 }
 
 /// Parses an ARP frame (one [`parse_udp_frame`] classified as [`FrameDrop::Arp`]). The
@@ -356,6 +558,53 @@ mod tests {
     use super::super::golden;
     use super::*;
 
+    /// The layered emit (Ethernet/IPv4/UDP reprs), the reference the fast writer must match.
+    fn emit_udp_frame_reprs(
+        buf: &mut [u8],
+        hdr: &UdpFrameHeader,
+        payload_len: usize,
+        csum: Checksum,
+    ) -> usize {
+        assert!(
+            payload_len <= MAX_UDP_FRAME_PAYLOAD_LEN,
+            "UDP payload of {payload_len} bytes exceeds {MAX_UDP_FRAME_PAYLOAD_LEN}"
+        );
+        let frame_len = UDP_FRAME_HEADER_LEN + payload_len;
+        assert!(
+            buf.len() >= frame_len,
+            "buffer of {} bytes cannot hold a {frame_len}-byte frame",
+            buf.len()
+        );
+        let frame = &mut buf[..frame_len];
+
+        let eth = EthernetRepr {
+            src_addr: hdr.src_mac,
+            dst_addr: hdr.dst_mac,
+            ethertype: EtherType::Ipv4,
+        };
+        eth.emit(&mut EthernetPacket::new_unchecked(&mut frame[..]));
+
+        let udp = UdpRepr { src_port: hdr.src_port, dst_port: hdr.dst_port, payload_len };
+        let ip = Ipv4Repr {
+            src_addr: hdr.src_ip,
+            dst_addr: hdr.dst_ip,
+            protocol: IpProtocol::Udp,
+            payload_len: udp.buffer_len(),
+            ttl: Ipv4Repr::DEFAULT_TTL,
+            ident: hdr.ip_id,
+        };
+        ip.emit(&mut Ipv4Packet::new_unchecked(&mut frame[ETHERNET_HEADER_LEN..]), csum);
+
+        let udp_start = ETHERNET_HEADER_LEN + IPV4_HEADER_LEN;
+        udp.emit(
+            &mut UdpPacket::new_unchecked(&mut frame[udp_start..]),
+            hdr.src_ip,
+            hdr.dst_ip,
+            csum,
+        );
+        frame_len
+    }
+
     fn parse(frame: &[u8]) -> Result<UdpFrame<'_>, FrameDrop> {
         parse_udp_frame(frame, golden::LOCAL_MAC, golden::LOCAL_IP, ChecksumPolicy::VERIFY_ALL)
     }
@@ -387,6 +636,48 @@ mod tests {
         let (src, dst, ihl) = (ip.src_addr(), ip.dst_addr(), ip.header_len());
         if let Ok(mut udp) = UdpPacket::new_checked(&mut frame[golden::IP_OFFSET + ihl..]) {
             udp.fill_checksum(src, dst);
+        }
+    }
+
+    #[test]
+    fn emit_matches_layered_emit() {
+        let mut state: u64 = 0x0123_4567_89ab_cdef;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..2000 {
+            let r = next();
+            let hdr = UdpFrameHeader {
+                src_mac: MacAddr([2, r as u8, (r >> 8) as u8, 3, 4, 5]),
+                dst_mac: MacAddr([2, (r >> 16) as u8, 9, 8, 7, (r >> 24) as u8]),
+                src_ip: Ipv4Addr::from(next() as u32),
+                dst_ip: Ipv4Addr::from(next() as u32),
+                src_port: next() as u16,
+                dst_port: next() as u16,
+                ip_id: next() as u16,
+            };
+            let len = (next() % 300) as usize;
+            let mut a = vec![0u8; UDP_FRAME_HEADER_LEN + len];
+            for b in &mut a[UDP_FRAME_HEADER_LEN..] {
+                *b = next() as u8;
+            }
+            let mut b = a.clone();
+            for csum in [Checksum::Compute, Checksum::Offload] {
+                assert_eq!(emit_udp_frame(&mut a, &hdr, len, csum), a.len());
+                assert_eq!(emit_udp_frame_reprs(&mut b, &hdr, len, csum), b.len());
+                assert_eq!(a, b, "{hdr:?} {csum:?}");
+            }
+            emit_udp_frame_without_udp_checksum(&mut a, &hdr, len);
+            emit_udp_frame_reprs(&mut b, &hdr, len, Checksum::Compute);
+            b[40] = 0;
+            b[41] = 0;
+            assert_eq!(a, b, "{hdr:?} no UDP checksum");
+            let parsed = parse_udp_frame(&a, hdr.dst_mac, hdr.dst_ip, ChecksumPolicy::VERIFY_ALL)
+                .expect("own frame parses");
+            assert_eq!(parsed.payload.len(), len);
         }
     }
 

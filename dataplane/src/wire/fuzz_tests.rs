@@ -168,3 +168,58 @@ fn every_prefix_of_mutated_frames_never_panics() {
         }
     }
 }
+
+/// Recomputes the IPv4 header checksum and, where the UDP header is well-formed, the UDP one
+/// (so that mutated frames often get past the checksum checks).
+fn fix_checksums(frame: &mut [u8]) {
+    let Some(ip_bytes) = frame.get_mut(ETHERNET_HEADER_LEN..) else { return };
+    let Ok(mut ip) = Ipv4Packet::new_checked(&mut ip_bytes[..]) else { return };
+    ip.fill_checksum();
+    let (src, dst, ihl) = (ip.src_addr(), ip.dst_addr(), ip.header_len());
+    if let Ok(mut udp) = UdpPacket::new_checked(&mut ip_bytes[ihl..]) {
+        udp.fill_checksum(src, dst);
+    }
+}
+
+/// The fast pass of `parse_udp_frame` accepts only what the layered parsers accept, with the
+/// same result; and it does accept the common frames.
+#[test]
+fn fast_parse_agrees_with_layered_parse() {
+    let mut rng = XorShift64(0x9e37_79b9_7f4a_7c15);
+    let mut buf = Vec::with_capacity(MAX_LEN);
+    let mut fast = 0usize;
+    for i in 0..ITERATIONS {
+        buf.clear();
+        mutate(&mut rng, &golden::UDP_FRAME, &mut buf);
+        match rng.below(4) {
+            0 => {}
+            1 => fix_checksums(&mut buf),
+            // A zero UDP checksum ("none").
+            2 => {
+                fix_checksums(&mut buf);
+                if buf.len() > 41 {
+                    buf[40] = 0;
+                    buf[41] = 0;
+                }
+            }
+            // The golden frame itself, unmutated, sometimes with trailing padding.
+            _ => {
+                buf.clear();
+                buf.extend_from_slice(&golden::UDP_FRAME);
+                buf.extend((0..rng.below(20)).map(|_| rng.byte()));
+            }
+        }
+        let policy = ChecksumPolicy { verify_ip: i % 2 == 0, verify_udp: i % 4 < 2 };
+        let layered = frame::parse_layered(&buf, golden::LOCAL_MAC, golden::LOCAL_IP, policy);
+        if let Some(f) = frame::parse_common(&buf, golden::LOCAL_MAC, golden::LOCAL_IP, policy) {
+            fast += 1;
+            assert_eq!(Ok(f), layered, "frame {buf:02x?} policy {policy:?}");
+        }
+        assert_eq!(
+            parse_udp_frame(&buf, golden::LOCAL_MAC, golden::LOCAL_IP, policy),
+            layered,
+            "frame {buf:02x?} policy {policy:?}"
+        );
+    }
+    assert!(fast > ITERATIONS / 4, "fast path taken {fast} times");
+}

@@ -63,8 +63,9 @@ pub use ethernet::{
     EtherType, EthernetPacket, EthernetRepr, MacAddr, ParseMacAddrError, ETHERNET_HEADER_LEN,
 };
 pub use frame::{
-    arp_reply_for, arp_request, emit_arp_frame, emit_udp_frame, parse_arp_frame, parse_udp_frame,
-    ChecksumPolicy, FrameDrop, UdpFrame, UdpFrameHeader, ARP_FRAME_LEN, MAX_UDP_FRAME_PAYLOAD_LEN,
+    arp_reply_for, arp_request, emit_arp_frame, emit_udp_frame,
+    emit_udp_frame_without_udp_checksum, parse_arp_frame, parse_udp_frame, ChecksumPolicy,
+    FrameDrop, UdpFrame, UdpFrameHeader, ARP_FRAME_LEN, MAX_UDP_FRAME_PAYLOAD_LEN,
     UDP_FRAME_HEADER_LEN,
 };
 pub use ipv4::{IpProtocol, Ipv4Packet, Ipv4Repr, IPV4_HEADER_LEN};
