@@ -292,15 +292,8 @@ impl ArenaSlice {
     /// bounds.
     #[inline]
     pub fn slice(&self, range: Range<usize>) -> ArenaSlice {
-        assert!(
-            range.start <= range.end && range.end <= self.len,
-            "slice {range:?} out of bounds of {}",
-            self.len
-        );
         let mut s = self.clone();
-        // SAFETY: range.start <= len: the pointer stays inside (or one past) the window.
-        s.ptr = unsafe { NonNull::new_unchecked(self.ptr.as_ptr().add(range.start)) };
-        s.len = range.end - range.start;
+        (s.ptr, s.len) = super::mbuf::narrow_window(self.ptr, self.len, range);
         s
     }
 }

@@ -290,6 +290,21 @@ unsafe impl Send for MbufSlice {}
 // SAFETY: all access through &MbufSlice is reading immutable bytes.
 unsafe impl Sync for MbufSlice {}
 
+/// The sub-window `range` (relative) of the `len` bytes at `ptr`: its start and length.
+/// Panics if `range` is out of bounds. Shared by the mbuf and arena slices.
+#[inline]
+pub(crate) fn narrow_window(
+    ptr: NonNull<u8>,
+    len: usize,
+    range: Range<usize>,
+) -> (NonNull<u8>, usize) {
+    assert!(range.start <= range.end && range.end <= len, "slice {range:?} out of bounds of {len}");
+    // SAFETY: range.start <= len, so the pointer stays inside (or one past) the window the
+    // caller holds, which lies inside one live buffer.
+    let start = unsafe { NonNull::new_unchecked(ptr.as_ptr().add(range.start)) };
+    (start, range.end - range.start)
+}
+
 impl MbufSlice {
     /// Bytes in the window.
     #[inline]
@@ -307,16 +322,8 @@ impl MbufSlice {
     /// is out of bounds.
     #[inline]
     pub fn slice(&self, range: Range<usize>) -> MbufSlice {
-        assert!(
-            range.start <= range.end && range.end <= self.len,
-            "slice {range:?} out of bounds of {}",
-            self.len
-        );
         let mut s = self.clone();
-        // SAFETY: range.start <= self.len, so the pointer stays inside (or one past) the
-        // window, which lies inside the mbuf's data.
-        s.ptr = unsafe { NonNull::new_unchecked(self.ptr.as_ptr().add(range.start)) };
-        s.len = range.end - range.start;
+        (s.ptr, s.len) = narrow_window(self.ptr, self.len, range);
         s
     }
 
