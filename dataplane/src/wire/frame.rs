@@ -565,16 +565,7 @@ mod tests {
         payload_len: usize,
         csum: Checksum,
     ) -> usize {
-        assert!(
-            payload_len <= MAX_UDP_FRAME_PAYLOAD_LEN,
-            "UDP payload of {payload_len} bytes exceeds {MAX_UDP_FRAME_PAYLOAD_LEN}"
-        );
-        let frame_len = UDP_FRAME_HEADER_LEN + payload_len;
-        assert!(
-            buf.len() >= frame_len,
-            "buffer of {} bytes cannot hold a {frame_len}-byte frame",
-            buf.len()
-        );
+        let frame_len = check_emit_len(buf, payload_len);
         let frame = &mut buf[..frame_len];
 
         let eth = EthernetRepr {
