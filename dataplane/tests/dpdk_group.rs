@@ -7,6 +7,8 @@
 //! One EAL per process, so one `#[test]`.
 #![cfg(feature = "dpdk")]
 
+mod common;
+
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,14 +27,6 @@ const MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x10]);
 const COMMANDS: u64 = 500;
 const DEADLINE: Duration = Duration::from_secs(60);
 
-struct Runtime(String);
-
-impl Drop for Runtime {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{}", self.0));
-    }
-}
-
 fn node_ip(i: u8) -> Ipv4Addr {
     Ipv4Addr::new(10, 0, 1, 1 + i)
 }
@@ -40,23 +34,8 @@ fn node_ip(i: u8) -> Ipv4Addr {
 #[test]
 fn three_replicas_and_a_client_on_one_lcore() {
     let prefix = format!("dp-group-{}", std::process::id());
-    let _runtime = Runtime(prefix.clone());
-    let args: Vec<String> = [
-        "dpdk_group",
-        "--lcores=0@0",
-        "--no-huge",
-        "-m",
-        "512",
-        "--no-pci",
-        "--no-shconf",
-        "--no-telemetry",
-        "--vdev=net_ring0",
-        "--log-level=*:error",
-        &format!("--file-prefix={prefix}"),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let _runtime = common::Runtime(prefix.clone());
+    let args = common::eal_args("dpdk_group", "0@0", "net_ring0", &prefix);
     let (eal, _) = Eal::init(&args).unwrap();
     let tsc = Tsc::new(&eal);
 

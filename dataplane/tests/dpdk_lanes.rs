@@ -21,6 +21,8 @@
 //! yields when idle (two busy pollers on one vCPU would take 4 ms scheduler slices).
 #![cfg(feature = "dpdk")]
 
+mod common;
+
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -47,14 +49,6 @@ const COMMANDS: u64 = 400;
 const DEADLINE: Duration = Duration::from_secs(90);
 const IDLE: IdlePolicy = IdlePolicy::Yield;
 
-struct Runtime(String);
-
-impl Drop for Runtime {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{}", self.0));
-    }
-}
-
 fn replica_ip(r: u8) -> Ipv4Addr {
     Ipv4Addr::new(10, 0, 1, 1 + r)
 }
@@ -79,23 +73,8 @@ struct LaneReport {
 #[test]
 fn two_groups_on_two_queues_and_lcores() {
     let prefix = format!("dp-lanes-{}", std::process::id());
-    let _runtime = Runtime(prefix.clone());
-    let args: Vec<String> = [
-        "dpdk_lanes",
-        "--lcores=0@0,1@1,2@(0-1)",
-        "--no-huge",
-        "-m",
-        "512",
-        "--no-pci",
-        "--no-shconf",
-        "--no-telemetry",
-        "--vdev=net_ring0",
-        "--log-level=*:error",
-        &format!("--file-prefix={prefix}"),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let _runtime = common::Runtime(prefix.clone());
+    let args = common::eal_args("dpdk_lanes", "0@0,1@1,2@(0-1)", "net_ring0", &prefix);
     let (eal, _) = Eal::init(&args).unwrap();
     let tsc = Tsc::new(&eal);
     let workers = eal.worker_lcores();

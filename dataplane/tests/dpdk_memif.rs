@@ -15,6 +15,8 @@
 //! any failure; the socket directory and DPDK runtime directories are removed.
 #![cfg(feature = "dpdk")]
 
+mod common;
+
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::{Child, Command};
@@ -148,22 +150,7 @@ fn replicas_and_client_in_two_processes() {
 
 fn eal_args(role: &str, vdev: String) -> Vec<String> {
     let prefix = format!("dp-memif-{role}-{}", std::process::id());
-    [
-        "dpdk_memif",
-        "--lcores=0@0",
-        "--no-huge",
-        "-m",
-        "512",
-        "--no-pci",
-        "--no-shconf",
-        "--no-telemetry",
-        &vdev,
-        "--log-level=*:error",
-        &format!("--file-prefix={prefix}"),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    common::eal_args("dpdk_memif", "0@0", &vdev, &prefix)
 }
 
 fn remove_runtime_dir(role: &str) {
@@ -173,7 +160,7 @@ fn remove_runtime_dir(role: &str) {
 
 fn memif_vdev(role: &str) -> String {
     let socket = std::env::var(SOCKET_ENV).expect("socket path");
-    format!("--vdev=net_memif0,role={role},socket={socket},socket-abstract=no")
+    format!("net_memif0,role={role},socket={socket},socket-abstract=no")
 }
 
 fn wait_link(port: &Port) {
