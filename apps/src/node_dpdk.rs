@@ -449,10 +449,7 @@ fn lane_main(
         if i & (CHECK_EVERY - 1) != 0 {
             continue;
         }
-        for (d, h) in drivers.iter().zip(&handles) {
-            h.state.update(d);
-        }
-        role.update(drivers.iter().any(|d| d.is_leader()), &mut idler);
+        publish_roles(&drivers, handles.iter().copied(), &mut role, &mut idler);
         if sh.stop.load(Ordering::Relaxed) {
             break;
         }
@@ -520,6 +517,20 @@ impl RoleTuning {
             None => {}
         }
     }
+}
+
+/// Every [`CHECK_EVERY`] polls: publish each group's leader state (stats, telemetry) and
+/// let the lcore's role decide its CPUs and idle policy.
+fn publish_roles<'h, Io: PacketIo>(
+    drivers: &[GroupDriver<Io, KvApp>],
+    handles: impl IntoIterator<Item = &'h GroupHandle>,
+    role: &mut RoleTuning,
+    idler: &mut Idler,
+) {
+    for (d, h) in drivers.iter().zip(handles) {
+        h.state.update(d);
+    }
+    role.update(drivers.iter().any(|d| d.is_leader()), idler);
 }
 
 /// One pass over every driver of this lcore, then the idle policy: after a pass without
@@ -598,10 +609,7 @@ fn run_on_main(
         if stop.load(Ordering::Relaxed) {
             break;
         }
-        for (d, h) in drivers.iter().zip(&handles) {
-            h.state.update(d);
-        }
-        role.update(drivers.iter().any(|d| d.is_leader()), &mut idler);
+        publish_roles(&drivers, &handles, &mut role, &mut idler);
         if !links_up && i & (CHECK_EVERY * 1024 - 1) == 0 {
             let down = env.wait_links(Duration::ZERO, stop);
             if down.is_empty() {
