@@ -431,15 +431,7 @@ where
             reply: Vec::with_capacity(max_payload),
         })
     }
-}
 
-impl<Io, A, F, S> GroupDriver<Io, A, F, S>
-where
-    Io: PacketIo,
-    A: Application,
-    F: PacketFilter,
-    S: Storage<Io::Buf>,
-{
     /// One loop iteration at time `now_ns` (any monotonic clock in nanoseconds; tests pass a
     /// virtual one). Returns the work done: datagrams received and sent plus commands
     /// applied; 0 means the poll found nothing to do.
