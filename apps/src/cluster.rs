@@ -12,6 +12,7 @@
 //!   client leave on the port its requests came in on.
 //! - `af_packet`: DPDK `net_af_packet` on veth pairs joined by a Linux bridge that this
 //!   binary creates and deletes (root needed); one port per process, the bridge switches.
+//! - `af_xdp`: the same with DPDK `net_af_xdp` (copy mode on veth, one queue).
 //! - `udp`: kernel UDP on loopback, member i at 127.0.0.<2+i>.
 //! - `--single-process`: all replicas in ONE `paxos-node` process (`--id 0,1,..`); with
 //!   memif they share one port to the client and reach each other through the DPDK layer's
@@ -42,6 +43,26 @@ pub enum ClusterTransport {
     /// DPDK net_af_packet on veth pairs joined by a Linux bridge (created and removed here).
     #[value(name = "af_packet")]
     AfPacket,
+    /// DPDK net_af_xdp (copy mode) on the same veth pairs and bridge as `af_packet`.
+    #[value(name = "af_xdp")]
+    AfXdp,
+}
+
+impl ClusterTransport {
+    /// The transports that run on veth pairs joined by a bridge.
+    pub fn is_veth(self) -> bool {
+        matches!(self, ClusterTransport::AfPacket | ClusterTransport::AfXdp)
+    }
+
+    /// The EAL `--vdev` of a process on veth `iface` (af_packet / af_xdp only).
+    pub fn veth_vdev(self, iface: &str) -> String {
+        match self {
+            ClusterTransport::AfXdp => {
+                format!("net_af_xdp0,iface={iface},start_queue=0,queue_count=1")
+            }
+            _ => format!("net_af_packet0,iface={iface}"),
+        }
+    }
 }
 
 impl std::fmt::Display for ClusterTransport {
@@ -50,6 +71,7 @@ impl std::fmt::Display for ClusterTransport {
             ClusterTransport::Memif => "memif",
             ClusterTransport::Udp => "udp",
             ClusterTransport::AfPacket => "af_packet",
+            ClusterTransport::AfXdp => "af_xdp",
         })
     }
 }
@@ -413,7 +435,7 @@ pub const LOCAL_TIMING: &str =
 fn member_ip(t: ClusterTransport, i: u16) -> Ipv4Addr {
     match t {
         ClusterTransport::Udp => Ipv4Addr::new(127, 0, 0, 2 + i as u8),
-        ClusterTransport::Memif | ClusterTransport::AfPacket => {
+        ClusterTransport::Memif | ClusterTransport::AfPacket | ClusterTransport::AfXdp => {
             Ipv4Addr::new(10, 77, 0, 1 + i as u8)
         }
     }
@@ -426,7 +448,7 @@ impl ClusterArgs {
         }
         if self.transport != ClusterTransport::Udp && !cfg!(feature = "dpdk") {
             return Err(cli::usage(
-                "--transport memif/af_packet: this build has no DPDK support (the apps crate was built \
+                "--transport memif/af_packet/af_xdp: this build has no DPDK support (the apps crate was built \
                  without its `dpdk` feature); use --transport udp",
             ));
         }
@@ -581,7 +603,7 @@ pub fn run(a: &ClusterArgs, stop: &AtomicBool) -> Result<(), AppError> {
 
     // af_packet: a bridge and one veth pair per process (removed when `bridge` drops,
     // after the processes: it is declared before them).
-    let bridge = if t == ClusterTransport::AfPacket {
+    let bridge = if t.is_veth() {
         let processes = if a.single_process { 2 } else { usize::from(n) + 1 };
         Some(VethBridge::create(pid, processes)?)
     } else {
@@ -600,16 +622,12 @@ pub fn run(a: &ClusterArgs, stop: &AtomicBool) -> Result<(), AppError> {
             let sock = dir.join("c.sock");
             args = eal(&prefix, vec![memif("net_memif_c", "server", &sock)], &node_cpus);
             client_dpdk.push(memif("net_memif_r", "client", &sock));
-        } else if t == ClusterTransport::AfPacket {
+        } else if t.is_veth() {
             let prefix = format!("pxc{pid}-nodes");
             cleanup.dpdk_prefixes.push(prefix.clone());
-            let net = bridge.as_ref().expect("af_packet bridge");
-            args = eal(
-                &prefix,
-                vec![format!("net_af_packet0,iface={}", net.dpdk_iface(0))],
-                &node_cpus,
-            );
-            client_dpdk.push(format!("net_af_packet0,iface={}", net.dpdk_iface(1)));
+            let net = bridge.as_ref().expect("veth bridge");
+            args = eal(&prefix, vec![t.veth_vdev(net.dpdk_iface(0))], &node_cpus);
+            client_dpdk.push(t.veth_vdev(net.dpdk_iface(1)));
         }
         args.extend(common_node(&ids.join(",")));
         nodes.push(spawn("replicas", &node_bin, &args, &dir.join("nodes.log"))?);
@@ -645,11 +663,11 @@ pub fn run(a: &ClusterArgs, stop: &AtomicBool) -> Result<(), AppError> {
                 args = eal(&prefix, vdevs, &node_cpus);
                 args.extend(common_node(&i.to_string()));
                 args.extend(routes);
-            } else if t == ClusterTransport::AfPacket {
+            } else if t.is_veth() {
                 let prefix = format!("pxc{pid}-r{i}");
                 cleanup.dpdk_prefixes.push(prefix.clone());
-                let net = bridge.as_ref().expect("af_packet bridge");
-                let vdev = format!("net_af_packet0,iface={}", net.dpdk_iface(usize::from(i)));
+                let net = bridge.as_ref().expect("veth bridge");
+                let vdev = t.veth_vdev(net.dpdk_iface(usize::from(i)));
                 args = eal(&prefix, vec![vdev], &node_cpus);
                 args.extend(common_node(&i.to_string()));
             } else {
@@ -665,9 +683,9 @@ pub fn run(a: &ClusterArgs, stop: &AtomicBool) -> Result<(), AppError> {
             wait_for_files(&sockets, &mut nodes, stop)?;
         }
     }
-    if t == ClusterTransport::AfPacket && !a.single_process {
-        let net = bridge.as_ref().expect("af_packet bridge");
-        client_dpdk.push(format!("net_af_packet0,iface={}", net.dpdk_iface(usize::from(n))));
+    if t.is_veth() && !a.single_process {
+        let net = bridge.as_ref().expect("veth bridge");
+        client_dpdk.push(t.veth_vdev(net.dpdk_iface(usize::from(n))));
     }
     wait_for_files(&[], &mut nodes, stop)?;
 
