@@ -2,8 +2,10 @@
 # The main job (README): a 3-replica KV cluster on this machine, DPDK over net_memif between
 # processes (--no-huge, yielding idle policy: no NIC, 2 vCPUs), and a latency benchmark with
 # 1, 32 and 512 operations outstanding (the last for throughput: client batches fill
-# datagrams, the leader fills slots). Extra arguments go to paxos-cluster (see --help),
-# e.g. `scripts/run.sh --transport udp` or `--single-process`.
+# datagrams, the leader fills slots); then 1 outstanding with the three replicas in one
+# process (memif to the client), the layout that meets the 10 us p50 target on 2 vCPUs
+# (docs/PERFORMANCE.md explains why four processes cannot). Extra arguments go to every
+# paxos-cluster run (see --help), e.g. `scripts/run.sh --transport udp` or `--value-bytes 256`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -13,3 +15,6 @@ for outstanding in 1 32 512; do
   target/release/paxos-cluster --replicas 3 --duration 5 --warmup 1 \
     --outstanding "$outstanding" "$@"
 done
+echo "== 3 replicas in one process (memif to the client process), 64 B values, 1 outstanding"
+target/release/paxos-cluster --replicas 3 --duration 5 --warmup 1 --outstanding 1 \
+  --single-process "$@"
