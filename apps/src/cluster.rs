@@ -10,8 +10,9 @@
 //!   the client (`net_memif_c`, replica = server); the client has one port per replica.
 //!   Transmits are routed by destination (`--route net_memif_r<j>=<j>`), replies to the
 //!   client leave on the port its requests came in on.
-//! - `af_packet`: DPDK `net_af_packet` on veth pairs joined by a Linux bridge that this
-//!   binary creates and deletes (root needed); one port per process, the bridge switches.
+//! - `af_packet`: DPDK `net_af_packet` on veth pairs joined by a Linux bridge, all in a
+//!   network namespace that this binary creates and deletes (root needed) and starts every
+//!   process in; one port per process, the bridge switches.
 //! - `af_xdp`: the same with DPDK `net_af_xdp` (copy mode on veth, one queue).
 //! - `udp`: kernel UDP on loopback, member i at 127.0.0.<2+i>.
 //! - `--single-process`: all replicas in ONE `paxos-node` process (`--id 0,1,..`); with
@@ -40,7 +41,8 @@ pub enum ClusterTransport {
     Memif,
     /// Kernel UDP sockets on loopback.
     Udp,
-    /// DPDK net_af_packet on veth pairs joined by a Linux bridge (created and removed here).
+    /// DPDK net_af_packet on veth pairs joined by a Linux bridge, in a network namespace
+    /// (created and removed here).
     #[value(name = "af_packet")]
     AfPacket,
     /// DPDK net_af_xdp (copy mode) on the same veth pairs and bridge as `af_packet`.
@@ -318,9 +320,12 @@ impl Drop for Cleanup {
     }
 }
 
-/// A Linux bridge with one veth pair per DPDK process: `<a>` ends in the bridge, `<b>` ends
-/// opened by DPDK's net_af_packet. Everything is deleted when dropped.
+/// A network namespace of our own holding a Linux bridge and one veth pair per DPDK
+/// process: `<a>` ends in the bridge, `<b>` ends opened by DPDK's net_af_packet/net_af_xdp
+/// in processes started inside the namespace (`ip netns exec`). Nothing is created in the
+/// root namespace; deleting the namespace when dropped deletes every interface in it.
 pub struct VethBridge {
+    netns: String,
     bridge: String,
     pairs: Vec<(String, String)>,
 }
@@ -334,7 +339,7 @@ fn ip(args: &[&str]) -> Result<(), AppError> {
         .map_err(|e| cli::runtime(format!("cannot run `ip`: {e} (iproute2 needed)")))?;
     if !st.status.success() {
         return Err(cli::runtime(format!(
-            "ip {}: {} (root needed for af_packet)",
+            "ip {}: {} (root needed for af_packet/af_xdp)",
             args.join(" "),
             String::from_utf8_lossy(&st.stderr).trim()
         )));
@@ -345,24 +350,31 @@ fn ip(args: &[&str]) -> Result<(), AppError> {
 impl VethBridge {
     pub fn create(pid: u32, processes: usize) -> Result<VethBridge, AppError> {
         let tag = pid % 100_000;
-        let mut me = VethBridge { bridge: format!("pxb{tag}"), pairs: Vec::new() };
-        ip(&["link", "add", &me.bridge, "type", "bridge"])?;
+        let netns = format!("pxn{tag}");
+        ip(&["netns", "add", &netns])?;
+        // From here on, dropping `me` deletes the namespace (also on an error below).
+        let mut me = VethBridge { netns, bridge: format!("pxb{tag}"), pairs: Vec::new() };
+        let ns = me.netns.clone();
         // Our frames only: no IPv6 autoconfiguration chatter on these links.
-        let no_v6 = |i: &str| {
-            let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{i}/disable_ipv6"), "1");
-        };
-        no_v6(&me.bridge);
+        ip(&[
+            "netns",
+            "exec",
+            &ns,
+            "sh",
+            "-c",
+            "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; \
+             echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6",
+        ])?;
+        ip(&["-n", &ns, "link", "add", &me.bridge, "type", "bridge"])?;
         for k in 0..processes {
             let (a, b) = (format!("pxv{tag}x{k}a"), format!("pxv{tag}x{k}b"));
-            ip(&["link", "add", &a, "type", "veth", "peer", "name", &b])?;
+            ip(&["-n", &ns, "link", "add", &a, "type", "veth", "peer", "name", &b])?;
             me.pairs.push((a.clone(), b.clone()));
-            no_v6(&a);
-            no_v6(&b);
-            ip(&["link", "set", &a, "master", &me.bridge])?;
-            ip(&["link", "set", &a, "up"])?;
-            ip(&["link", "set", &b, "up"])?;
+            ip(&["-n", &ns, "link", "set", &a, "master", &me.bridge])?;
+            ip(&["-n", &ns, "link", "set", &a, "up"])?;
+            ip(&["-n", &ns, "link", "set", &b, "up"])?;
         }
-        ip(&["link", "set", &me.bridge, "up"])?;
+        ip(&["-n", &ns, "link", "set", &me.bridge, "up"])?;
         Ok(me)
     }
 
@@ -370,14 +382,25 @@ impl VethBridge {
     pub fn dpdk_iface(&self, k: usize) -> &str {
         &self.pairs[k].1
     }
+
+    /// The namespace's name (`/run/netns/<name>`).
+    pub fn netns(&self) -> &str {
+        &self.netns
+    }
+
+    /// `bin args` run inside the namespace: `ip netns exec <ns> bin args` (ip execs the
+    /// program, so the PID is the program's).
+    pub fn wrap(&self, bin: &Path, args: &[String]) -> (PathBuf, Vec<String>) {
+        let mut v = vec!["netns".to_string(), "exec".into(), self.netns.clone()];
+        v.push(bin.display().to_string());
+        v.extend(args.iter().cloned());
+        (PathBuf::from("ip"), v)
+    }
 }
 
 impl Drop for VethBridge {
     fn drop(&mut self) {
-        for (a, _) in &self.pairs {
-            let _ = ip(&["link", "del", a]);
-        }
-        let _ = ip(&["link", "del", &self.bridge]);
+        let _ = ip(&["netns", "del", &self.netns]);
     }
 }
 
@@ -601,13 +624,23 @@ pub fn run(a: &ClusterArgs, stop: &AtomicBool) -> Result<(), AppError> {
         v
     };
 
-    // af_packet: a bridge and one veth pair per process (removed when `bridge` drops,
-    // after the processes: it is declared before them).
+    // af_packet/af_xdp: a namespace with a bridge and one veth pair per process, every
+    // process started inside it (removed when `bridge` drops, after the processes: it is
+    // declared before them).
     let bridge = if t.is_veth() {
         let processes = if a.single_process { 2 } else { usize::from(n) + 1 };
-        Some(VethBridge::create(pid, processes)?)
+        let b = VethBridge::create(pid, processes)?;
+        log::info!("network namespace {} with bridge and veth pairs created", b.netns());
+        Some(b)
     } else {
         None
+    };
+    let launch = |name: &str, bin: &Path, args: &[String], log: &Path| match &bridge {
+        Some(b) => {
+            let (ip, wrapped) = b.wrap(bin, args);
+            spawn(name, &ip, &wrapped, log)
+        }
+        None => spawn(name, bin, args, log),
     };
 
     // Nodes.
@@ -630,7 +663,7 @@ pub fn run(a: &ClusterArgs, stop: &AtomicBool) -> Result<(), AppError> {
             client_dpdk.push(t.veth_vdev(net.dpdk_iface(1)));
         }
         args.extend(common_node(&ids.join(",")));
-        nodes.push(spawn("replicas", &node_bin, &args, &dir.join("nodes.log"))?);
+        nodes.push(launch("replicas", &node_bin, &args, &dir.join("nodes.log"))?);
         if t == ClusterTransport::Memif {
             wait_for_files(&[dir.join("c.sock")], &mut nodes, stop)?;
         }
@@ -673,7 +706,7 @@ pub fn run(a: &ClusterArgs, stop: &AtomicBool) -> Result<(), AppError> {
             } else {
                 args.extend(common_node(&i.to_string()));
             }
-            nodes.push(spawn(
+            nodes.push(launch(
                 &format!("replica {i}"),
                 &node_bin,
                 &args,
@@ -763,7 +796,7 @@ pub fn run(a: &ClusterArgs, stop: &AtomicBool) -> Result<(), AppError> {
         }
     }
     let client_log = dir.join("client.log");
-    let mut client = spawn("client", &client_bin, &args, &client_log)?;
+    let mut client = launch("client", &client_bin, &args, &client_log)?;
     let budget = Duration::from_secs_f64(a.warmup + a.duration)
         + Duration::from_millis(a.timeout_ms)
         + Duration::from_secs(60);
