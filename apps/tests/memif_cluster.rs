@@ -1,40 +1,19 @@
 //! `paxos-cluster` over DPDK net_memif (needs the `dpdk` feature, DPDK installed and root for
 //! /var/run/dpdk): one process per replica in a full memif mesh, and all replicas in one
-//! process; and over net_af_packet / net_af_xdp on the veth pairs and bridge it creates.
-//! Bounded; paxos-cluster kills its children and removes sockets, runtime dirs and links.
+//! process; and over net_af_packet / net_af_xdp on veth pairs in a namespace it creates.
+//! Bounded; paxos-cluster kills its children and removes sockets, runtime dirs, namespace.
 #![cfg(feature = "dpdk")]
 
-use std::process::{Command, Output, Stdio};
+mod common;
+
+use std::process::Command;
 use std::time::Duration;
 
 const CLUSTER: &str = env!("CARGO_BIN_EXE_paxos-cluster");
 
-fn run_bounded(args: &[&str], limit: Duration) -> Output {
-    let child = Command::new(CLUSTER)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(out) => out.unwrap(),
-        Err(_) => {
-            // SIGINT: paxos-cluster cleans up its children.
-            let _ = Command::new("kill").args(["-INT", &pid.to_string()]).status();
-            let _ = rx.recv_timeout(Duration::from_secs(15));
-            panic!("paxos-cluster {args:?} did not finish within {limit:?}");
-        }
-    }
-}
-
 /// Runs the cluster, checks the summary line, returns (stdout, stderr).
 fn check(args: &[&str]) -> (String, String) {
-    let out = run_bounded(args, Duration::from_secs(120));
+    let out = common::run_bounded(Command::new(CLUSTER).args(args), Duration::from_secs(120));
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{stdout}\n{stderr}");
@@ -90,8 +69,9 @@ fn memif_leader_placement() {
 }
 
 /// `--transport af_packet` and `af_xdp`: one process per replica on veth pairs joined by a
-/// bridge that paxos-cluster creates and deletes; both commit and exit cleanly (af_xdp's
-/// PMD keeps its fill-ring mbufs at close, which must not fail the shutdown).
+/// bridge, in a network namespace that paxos-cluster creates and deletes; both commit and
+/// exit cleanly (af_xdp's PMD keeps its fill-ring mbufs at close, which must not fail the
+/// shutdown).
 #[test]
 fn veth_af_packet_and_af_xdp() {
     for t in ["af_packet", "af_xdp"] {

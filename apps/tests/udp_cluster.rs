@@ -5,7 +5,10 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+mod common;
+
+use common::run_bounded;
+use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 const NODE: &str = env!("CARGO_BIN_EXE_paxos-node");
@@ -60,23 +63,6 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Runs a command to completion within `limit` (killed after), capturing its output.
-fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
-    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(out) => out.unwrap(),
-        Err(_) => {
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
-            panic!("{cmd:?} did not finish within {limit:?}");
-        }
     }
 }
 
