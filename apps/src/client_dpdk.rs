@@ -8,7 +8,6 @@ use dataplane::counters::Counters;
 use dataplane::dpdk::DpdkIoConfig;
 use dataplane::io::Endpoint;
 use dataplane::wire::MacAddr;
-use paxos_core::ReplicaId;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,14 +27,7 @@ pub fn run(
 ) -> Result<(), AppError> {
     let mac = MacAddr(crate::config::parse_mac(&a.mac).expect("validated"));
     let mut env = DpdkEnv::init(eal_args, "paxos_client", cluster.raw.window, 0)?;
-    let routes = a
-        .routes
-        .iter()
-        .map(|r| {
-            let m = cluster.member(ReplicaId(r.member)).expect("checked");
-            Ok((m.ip, env.port_index(&r.device)?))
-        })
-        .collect::<Result<Vec<_>, AppError>>()?;
+    let routes = env.resolve_routes(cluster, &a.routes)?;
     let port = if a.bind.port() == 0 { DEFAULT_DPDK_CLIENT_PORT } else { a.bind.port() };
     let static_arp = cluster.members.iter().map(|m| (m.ip, MacAddr(m.mac))).collect();
     let counters = Arc::new(Counters::default());

@@ -5,13 +5,15 @@
 //! Shutdown order (see `dataplane::dpdk`): drop every transport and driver first, then
 //! [`DpdkEnv::shutdown`] closes the ports, drops the pool and cleans up the EAL.
 
-use crate::cli::{self, AppError};
+use crate::cli::{self, AppError, Route};
+use crate::config::Cluster;
 use crate::routed::RoutedIo;
 use dataplane::counters::Counters;
 use dataplane::dpdk::{
     open_endpoints, pinned_mbufs, steer_lanes, DpdkIo, DpdkIoConfig, Eal, Handoff, Mempool,
     PoolSizing, Port, PortConfig, PortId, SharedQueue, Socket, Steering, Tsc, BURST,
 };
+use paxos_core::ReplicaId;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -153,6 +155,22 @@ impl DpdkEnv {
             .iter()
             .position(|p| p.id() == id)
             .ok_or_else(|| cli::usage(format!("--route {name}: port {} was not started", id.0)))
+    }
+
+    /// `--route DEVICE=MEMBER` options as (the member's IPv4, the device's port index);
+    /// `cli::check_routes` has checked that every member exists.
+    pub fn resolve_routes(
+        &self,
+        cluster: &Cluster,
+        routes: &[Route],
+    ) -> Result<Vec<(Ipv4Addr, usize)>, AppError> {
+        routes
+            .iter()
+            .map(|r| {
+                let m = cluster.member(ReplicaId(r.member)).expect("checked");
+                Ok((m.ip, self.port_index(&r.device)?))
+            })
+            .collect()
     }
 
     /// One transport per endpoint over every port: `result[e]` = endpoint `e` as a

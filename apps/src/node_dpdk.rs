@@ -23,7 +23,6 @@ use dataplane::driver::GroupDriver;
 use dataplane::idle::{IdlePolicy, Idler};
 use dataplane::io::{Endpoint, PacketIo};
 use dataplane::wire::MacAddr;
-use paxos_core::ReplicaId;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -75,14 +74,7 @@ pub fn run(
         DpdkEnv::init_with_queues(eal_args, "paxos_node", cluster.raw.window, holders, |eal| {
             Ok(plan_lanes(eal, members, groups)?.map_or(1, |l| l.len() as u16))
         })?;
-    let routes = opts
-        .routes
-        .iter()
-        .map(|r| {
-            let m = cluster.member(ReplicaId(r.member)).expect("checked");
-            Ok((m.ip, env.port_index(&r.device)?))
-        })
-        .collect::<Result<Vec<_>, AppError>>()?;
+    let routes = env.resolve_routes(cluster, &opts.routes)?;
     let static_arp: Vec<_> = cluster.members.iter().map(|m| (m.ip, MacAddr(m.mac))).collect();
     let mut handles: Vec<(GroupHandle, &MemberInfo)> = Vec::new();
     for me in members {
