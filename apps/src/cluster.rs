@@ -368,7 +368,16 @@ impl VethBridge {
         ip(&["-n", &ns, "link", "add", &me.bridge, "type", "bridge"])?;
         for k in 0..processes {
             let (a, b) = (format!("pxv{tag}x{k}a"), format!("pxv{tag}x{k}b"));
-            ip(&["-n", &ns, "link", "add", &a, "type", "veth", "peer", "name", &b])?;
+            // net_af_packet joins the PACKET_FANOUT group (pid ^ ifindex) & 0xffff, and groups
+            // are per namespace: with small, close ifindexes two processes' ids collide and
+            // the second gets EINVAL. Indexes 4096 apart keep the ids of processes started
+            // close together apart.
+            let (ia, ib) = (((k + 1) << 12) + 1, (k + 1) << 12);
+            let (ia, ib) = (ia.to_string(), ib.to_string());
+            ip(&[
+                "-n", &ns, "link", "add", &a, "index", &ia, "type", "veth", "peer", "name", &b,
+                "index", &ib,
+            ])?;
             me.pairs.push((a.clone(), b.clone()));
             ip(&["-n", &ns, "link", "set", &a, "master", &me.bridge])?;
             ip(&["-n", &ns, "link", "set", &a, "up"])?;
