@@ -89,6 +89,26 @@ impl std::fmt::Display for Transport {
     }
 }
 
+/// Where each acceptor keeps its stable state (promise, accepted values, trim point).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StorageMode {
+    /// In memory only: a restarted replica has lost its acceptor state and must come back
+    /// with `--rejoin` (non-voting until it is safe to vote again).
+    Memory,
+    /// An append-only, checksummed log per group under `--data-dir`, synced before any
+    /// message that depends on it leaves.
+    Durable,
+}
+
+impl std::fmt::Display for StorageMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StorageMode::Memory => "memory",
+            StorageMode::Durable => "durable",
+        })
+    }
+}
+
 /// The transport a binary uses when none is given: DPDK if compiled in.
 pub const DEFAULT_TRANSPORT: &str = if cfg!(feature = "dpdk") { "dpdk" } else { "udp" };
 

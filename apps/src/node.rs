@@ -18,7 +18,7 @@
 //! A stats line per group every `--stats-interval` seconds; SIGINT/SIGTERM stop the loops,
 //! and the final counters are printed (a second signal kills at once).
 
-use crate::cli::{self, AppError, Idle, Route, Transport};
+use crate::cli::{self, AppError, Idle, Route, StorageMode, Transport};
 use crate::config::{Cluster, MemberInfo};
 use crate::kv;
 use crate::kvapp::KvApp;
@@ -80,6 +80,21 @@ pub struct NodeArgs {
     /// (clients) use the port they were heard on, else the first port without a route.
     #[arg(long = "route", value_name = "DEV=MEMBER")]
     pub routes: Vec<Route>,
+    /// Acceptor state: `durable` (a log per group under --data-dir) or `memory` (lost on
+    /// exit: a restarted replica must use --rejoin).
+    #[arg(long, value_enum, default_value = "memory", value_name = "MODE")]
+    pub storage: StorageMode,
+    /// Durable storage: this node's data directory (one per node; a subdirectory per group).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// First start of a brand-new cluster: create the data directory (it must hold no state).
+    #[arg(long, conflicts_with = "rejoin")]
+    pub init: bool,
+    /// This replica lost its acceptor state (wiped disk, or memory storage restarted): set
+    /// what is left aside and rejoin as a non-voting member that votes again only once it is
+    /// safe (docs/protocol.md, "Rejoining after lost state").
+    #[arg(long)]
+    pub rejoin: bool,
     /// Most client sessions the KV store remembers per group (LRU beyond).
     #[arg(long, default_value_t = kv::DEFAULT_MAX_SESSIONS, value_name = "N")]
     pub max_sessions: usize,
@@ -206,6 +221,20 @@ pub fn main_with(args: Vec<String>) -> Result<(), AppError> {
     }
     if opts.max_sessions == 0 {
         return Err(cli::usage("--max-sessions 0: must be at least 1"));
+    }
+    match (opts.storage, &opts.data_dir) {
+        (StorageMode::Durable, None) => {
+            return Err(cli::usage("--storage durable: needs --data-dir DIR"));
+        }
+        (StorageMode::Durable, Some(_)) => {
+            return Err(cli::usage(
+                "--storage durable: not available in this build yet (use --storage memory)",
+            ));
+        }
+        (StorageMode::Memory, Some(d)) => {
+            log::warn!("--storage memory: --data-dir {} is not used", d.display());
+        }
+        (StorageMode::Memory, None) => {}
     }
     let cluster = cli::load_cluster(&opts.config)?;
     let mut members: Vec<MemberInfo> = Vec::new();
