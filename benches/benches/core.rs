@@ -60,6 +60,8 @@ fn acceptor(c: &mut Criterion) {
                 value: value.clone(),
             };
             node.step(ReplicaId(0), msg);
+            // The Accepted is held until the write is synced (a no-op for memory storage).
+            node.sync().expect("memory storage");
             node.take_messages(&mut out);
             out.clear();
             node.take_decided(&mut decided);
@@ -71,6 +73,7 @@ fn acceptor(c: &mut Criterion) {
                     ReplicaId(0),
                     Message::Heartbeat { ballot, commit: Slot(slot), trim: Slot(slot) },
                 );
+                node.sync().expect("memory storage");
                 node.take_messages(&mut out);
                 out.clear();
             }

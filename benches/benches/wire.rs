@@ -11,7 +11,10 @@ fn messages(value: &[u8]) -> Vec<Message<&[u8]>> {
         Message::Prepare { ballot: b, from: Slot(10) },
         Message::Promise {
             ballot: b,
+            from: Slot(10),
             low: Slot(3),
+            end: Slot(12),
+            high: Slot(12),
             chunk: 0,
             chunks: 1,
             entries: vec![

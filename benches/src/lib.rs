@@ -83,6 +83,9 @@ impl LocalGroup {
                 }
                 node.take_messages(&mut self.out);
                 node.take_decided(&mut self.decided);
+                // Everything delivered counts as applied (memory storage): trim follows.
+                let next = node.next_to_deliver();
+                node.set_applied(next);
                 let from = node.id();
                 if !self.decided.is_empty() {
                     if i == 0 {

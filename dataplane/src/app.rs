@@ -148,8 +148,8 @@ pub trait Application {
     fn apply(&mut self, slot: Slot, cmd: &LogCommand<'_>, reply: &mut Vec<u8>) -> Option<u8>;
 
     /// A snapshot of the state covering every slot applied so far, for a replica that fell
-    /// below the log's trim point. `None`: snapshots are not supported. (Not yet shipped
-    /// over the network by the driver: the KV store will.)
+    /// below the log's trim point (the driver serves it in chunks, see
+    /// `paxos_core::snapshot`). `None`: snapshots are not supported.
     fn take_snapshot(&mut self) -> Option<Vec<u8>> {
         None
     }
@@ -159,6 +159,16 @@ pub trait Application {
     fn install_snapshot(&mut self, upto: Slot, data: &[u8]) -> bool {
         let _ = (upto, data);
         false
+    }
+
+    /// Called once per poll after the decided slots were applied, with `next`: every slot
+    /// below it is applied. Returns the *durable* applied point: every slot below it is in
+    /// application state that survives a restart (a snapshot on disk, tagged with its slot).
+    /// The log is trimmed only where a majority of learners report theirs. `None` (the
+    /// default, for state kept in memory only): what was applied counts.
+    fn checkpoint(&mut self, next: Slot) -> Option<Slot> {
+        let _ = next;
+        None
     }
 }
 
@@ -216,6 +226,35 @@ impl Application for EchoApp {
         reply.extend_from_slice(&slot.0.to_le_bytes());
         reply.extend_from_slice(cmd.command);
         Some(status::OK)
+    }
+
+    /// Commands applied, digest and last slot (25 bytes).
+    fn take_snapshot(&mut self) -> Option<Vec<u8>> {
+        let mut v = Vec::with_capacity(25);
+        v.extend_from_slice(&self.applied.to_le_bytes());
+        v.extend_from_slice(&self.digest.to_le_bytes());
+        match self.last_slot {
+            Some(s) => {
+                v.push(1);
+                v.extend_from_slice(&s.0.to_le_bytes());
+            }
+            None => v.extend_from_slice(&[0; 9]),
+        }
+        Some(v)
+    }
+
+    fn install_snapshot(&mut self, _upto: Slot, data: &[u8]) -> bool {
+        let word =
+            |i: usize| data.get(i..i + 8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes);
+        match (data.len(), word(0), word(8), data.get(16), word(17)) {
+            (25, Some(applied), Some(digest), Some(&flag), Some(last)) if flag <= 1 => {
+                self.applied = applied;
+                self.digest = digest;
+                self.last_slot = (flag == 1).then_some(Slot(last));
+                true
+            }
+            _ => false,
+        }
     }
 }
 

@@ -92,6 +92,13 @@ pub struct Counters {
     pub storage_errors: Counter,
     /// The learner fell below the acceptors' trim point (`Event::SnapshotNeeded`).
     pub snapshots_needed: Counter,
+    /// Snapshots offered to a peer that asked (`Event::SnapshotWanted`).
+    pub snapshots_offered: Counter,
+    /// Snapshots fetched from a peer and installed, or refused by the application.
+    pub snapshots_installed: Counter,
+    pub snapshots_refused: Counter,
+    /// Times this member voted again after rejoining with lost state.
+    pub rejoins: Counter,
     /// Ticks not delivered because the loop fell too far behind its clock.
     pub ticks_skipped: Counter,
     /// In-memory network: datagram to an endpoint nobody is attached to (a crashed node).
@@ -117,7 +124,7 @@ impl Counters {
     /// Visits every counter as (group, name, value) in a fixed order: for printing and
     /// telemetry. Groups: "" for plain counters, "frame_drop", "wire_drop".
     pub fn visit(&self, mut f: impl FnMut(&'static str, &'static str, u64)) {
-        let plain: [(&'static str, &Counter); 37] = [
+        let plain: [(&'static str, &Counter); 41] = [
             ("rx_packets", &self.rx_packets),
             ("rx_bytes", &self.rx_bytes),
             ("tx_packets", &self.tx_packets),
@@ -153,6 +160,10 @@ impl Counters {
             ("reply_too_large", &self.reply_too_large),
             ("storage_errors", &self.storage_errors),
             ("snapshots_needed", &self.snapshots_needed),
+            ("snapshots_offered", &self.snapshots_offered),
+            ("snapshots_installed", &self.snapshots_installed),
+            ("snapshots_refused", &self.snapshots_refused),
+            ("rejoins", &self.rejoins),
             ("ticks_skipped", &self.ticks_skipped),
             ("tx_undeliverable", &self.tx_undeliverable),
         ];

@@ -12,13 +12,19 @@
 //!                               Reply -> dropped and counted
 //! node.flush()                one burst's requests share one slot
 //! ticks                       one node.tick() per tick_ns elapsed (<= MAX_TICKS_PER_POLL)
-//! output rounds               sync if needed, then take_messages: to self -> node.step,
-//!                               others -> encoded straight into the transmit buffer;
-//!                               repeated while stepping ourselves made more (bounded)
+//! output rounds               take_messages (what depends on nothing unsynced: the leader's
+//!                               Accepts leave before its own write is synced), then one
+//!                               sync for every write of the round (group commit), then the
+//!                               replies it released: to self -> node.step, others ->
+//!                               encoded straight into the transmit buffer; repeated while
+//!                               stepping ourselves made more (bounded)
 //! decided                     each command of each slot -> app.apply -> the proposer replies;
 //!                               then the poll's replies go out, coalesced per client
-//!                               endpoint (one datagram per endpoint, batch kind 19)
-//! events, io.flush()
+//!                               endpoint (one datagram per endpoint, batch kind 19); the
+//!                               app's durable applied point -> node.set_applied (trim)
+//! events                      snapshot wanted -> offer the app's; snapshot fetched ->
+//!                               install it; rejoined, leader changes -> log and count
+//! io.flush()
 //! ```
 //! `poll` returns the work done (datagrams received and sent, commands applied); the caller
 //! applies its [`IdlePolicy`] when it is 0 ([`GroupDriver::run`] does exactly that).
@@ -30,9 +36,10 @@
 //! loop is bounded by a named constant.
 //!
 //! # Durability
-//! The acceptor's storage is synced before any message drained after a `step`, `tick` or
-//! `propose` leaves (see `paxos_core::storage`); messages to ourselves go through the same
-//! path but skip the encoder.
+//! The core holds every message that depends on an unsynced write until `Node::sync`
+//! succeeds (see `paxos_core::storage`), so the loop cannot send a vote early; it only
+//! chooses when to sync: once per output round, after the free messages left. A failed sync
+//! stops the driver for good ([`GroupDriver::failed`]); the caller must stop the node.
 
 use crate::app::{status, Application, LogCommand};
 use crate::counters::Counters;
@@ -47,7 +54,7 @@ use paxos_core::wire::{
 };
 use paxos_core::{
     payload, ClientId, Config, ConfigError, Decided, Event, GroupId, MemStorage, Message, Node,
-    Outgoing, ProposeError, ReplicaId, RequestSeq, Storage,
+    Outgoing, ProposeError, ReplicaId, RequestSeq, Slot, Storage, StorageError,
 };
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -345,6 +352,8 @@ pub struct GroupDriver<Io: PacketIo, A, F = NoFaults, S = MemStorage<<Io as Pack
     cmd: Vec<u8>,
     /// The application's answer to the command being applied.
     reply: Vec<u8>,
+    /// The storage error that stopped this driver (a failed sync): nothing more is done.
+    failed: Option<StorageError>,
 }
 
 impl<Io: PacketIo, A: Application> GroupDriver<Io, A> {
@@ -429,13 +438,31 @@ where
             events: Vec::with_capacity(8),
             cmd: Vec::with_capacity(max_payload),
             reply: Vec::with_capacity(max_payload),
+            failed: None,
         })
+    }
+
+    /// The application was restored from a snapshot covering every slot below `upto` (held
+    /// durably): the learner continues from there, and that much counts as applied.
+    pub fn resume_from_snapshot(&mut self, upto: Slot) {
+        self.node.snapshot_installed(upto);
+        self.node.set_applied(upto);
+    }
+
+    /// The storage error that stopped this driver, if any. Once set, `poll` does nothing:
+    /// the caller must stop the node (a replica that cannot make its votes durable must not
+    /// go on).
+    pub fn failed(&self) -> Option<&StorageError> {
+        self.failed.as_ref()
     }
 
     /// One loop iteration at time `now_ns` (any monotonic clock in nanoseconds; tests pass a
     /// virtual one). Returns the work done: datagrams received and sent plus commands
     /// applied; 0 means the poll found nothing to do.
     pub fn poll(&mut self, now_ns: u64) -> usize {
+        if self.failed.is_some() {
+            return 0;
+        }
         let mut work = self.receive();
         self.advance_clock(now_ns);
         work += self.drain_output();
@@ -597,36 +624,62 @@ where
         self.next_tick_ns = Some(next);
     }
 
-    /// Sync, then send what the node queued; messages to ourselves are stepped directly.
-    /// Returns the datagrams sent.
+    /// Sends what the node queued; when only messages held for unsynced writes are left,
+    /// syncs once (for every write so far: group commit) and sends what that released.
+    /// Messages to ourselves are stepped directly. Returns the datagrams sent.
     fn drain_output(&mut self) -> usize {
         let mut sent = 0;
+        let mut unflushed = false;
         let mut out = core::mem::take(&mut self.out);
         for _ in 0..MAX_OUTPUT_ROUNDS {
-            if self.node.needs_sync() {
+            // What depends on nothing unsynced leaves first (the leader's Accepts travel
+            // while its own acceptor's write is being synced).
+            self.node.take_messages(&mut out);
+            if out.is_empty() {
+                if !self.node.needs_sync() && !self.node.has_held_messages() {
+                    break;
+                }
+                if unflushed {
+                    self.link.io.flush();
+                    unflushed = false;
+                }
                 if let Err(e) = self.node.sync() {
-                    // Nothing drained after the failed writes may leave: keep them queued.
+                    // The core dropped everything that depended on the failed writes.
                     self.link.counters.storage_errors.inc();
-                    log::error!("group {} replica {}: {e}", self.group.0, self.me.0);
+                    log::error!(
+                        "group {} replica {}: {e}: stopping (nothing that depends on the failed write was sent)",
+                        self.group.0,
+                        self.me.0
+                    );
+                    self.failed = Some(e);
+                    break;
+                }
+                self.node.take_messages(&mut out);
+                if out.is_empty() {
                     break;
                 }
             }
-            self.node.take_messages(&mut out);
-            if out.is_empty() {
-                break;
-            }
-            for m in out.drain(..) {
-                if m.to == self.me {
-                    self.node.step(self.me, m.msg);
-                } else if let Some(ep) = self.peers.get(m.to) {
-                    sent += self.link.send_message(ep, m.to, &m.msg);
-                } else {
-                    // Every member has an endpoint (checked at build): unreachable.
-                    self.link.counters.tx_unresolved.inc();
-                }
-            }
+            let n = self.send_all(&mut out);
+            unflushed |= n > 0;
+            sent += n;
         }
         self.out = out;
+        sent
+    }
+
+    /// Sends (or steps, for ourselves) every message in `out`, leaving it empty.
+    fn send_all(&mut self, out: &mut Vec<Outgoing<Io::Buf>>) -> usize {
+        let mut sent = 0;
+        for m in out.drain(..) {
+            if m.to == self.me {
+                self.node.step(self.me, m.msg);
+            } else if let Some(ep) = self.peers.get(m.to) {
+                sent += self.link.send_message(ep, m.to, &m.msg);
+            } else {
+                // Every member has an endpoint (checked at build): unreachable.
+                self.link.counters.tx_unresolved.inc();
+            }
+        }
         sent
     }
 
@@ -659,6 +712,9 @@ where
         }
         self.decided = decided;
         self.link.flush_replies();
+        let next = self.node.next_to_deliver();
+        let durable = self.app.checkpoint(next).unwrap_or(next);
+        self.node.set_applied(durable);
         applied
     }
 
@@ -682,7 +738,45 @@ where
                 Event::SnapshotNeeded { low } => {
                     c.snapshots_needed.inc();
                     log::warn!(
-                        "group {g} replica {me}: fell below the trim point {low}: needs a snapshot"
+                        "group {g} replica {me}: fell below the trim point {low}: fetching a snapshot"
+                    );
+                }
+                Event::SnapshotWanted { min } => {
+                    // Everything delivered is applied by now (apply_decided ran first).
+                    let upto = self.node.next_to_deliver();
+                    if upto >= min {
+                        if let Some(data) = self.app.take_snapshot() {
+                            c.snapshots_offered.inc();
+                            log::info!(
+                                "group {g} replica {me}: serving a snapshot below {upto} ({} bytes)",
+                                data.len()
+                            );
+                            self.node.offer_snapshot(upto, data.into());
+                        }
+                    }
+                }
+                Event::SnapshotReady { slot } => {
+                    if let Some((slot, data)) = self.node.take_snapshot() {
+                        if self.app.install_snapshot(slot, &data) {
+                            c.snapshots_installed.inc();
+                            log::info!(
+                                "group {g} replica {me}: installed a snapshot below {slot} ({} bytes)",
+                                data.len()
+                            );
+                            self.node.snapshot_installed(slot);
+                        } else {
+                            c.snapshots_refused.inc();
+                            log::error!("group {g} replica {me}: the snapshot below {slot} did not install; fetching again");
+                            self.node.snapshot_rejected();
+                        }
+                    } else {
+                        log::debug!("group {g} replica {me}: snapshot below {slot} already taken");
+                    }
+                }
+                Event::Rejoined { promised, low } => {
+                    c.rejoins.inc();
+                    log::info!(
+                        "group {g} replica {me}: rejoined: votes again from {low}, promised {promised}"
                     );
                 }
             }

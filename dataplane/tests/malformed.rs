@@ -118,7 +118,10 @@ fn promise(r: Route) -> Vec<u8> {
         r,
         &Message::Promise {
             ballot: Ballot::new(1, ReplicaId(1)),
+            from: Slot(0),
             low: Slot(0),
+            end: Slot(4),
+            high: Slot(4),
             chunk: 0,
             chunks: 1,
             entries,
@@ -185,7 +188,7 @@ fn cases() -> Vec<(&'static str, Vec<u8>, &'static str)> {
             "wire_drop/truncated",
         ),
         ("bad magic", with(heartbeat(to1), |v| v[0] = b'X'), "wire_drop/bad_magic"),
-        ("bad version", with(heartbeat(to1), |v| v[2] = 2), "wire_drop/bad_version"),
+        ("bad version", with(heartbeat(to1), |v| v[2] = 1), "wire_drop/bad_version"),
         ("unknown kind", with(heartbeat(to1), |v| v[3] = 99), "wire_drop/unknown_kind"),
         ("kind zero", with(heartbeat(to1), |v| v[3] = 0), "wire_drop/unknown_kind"),
         ("flags set", with(heartbeat(to1), |v| v[10] = 1), "wire_drop/reserved_nonzero"),
@@ -202,15 +205,15 @@ fn cases() -> Vec<(&'static str, Vec<u8>, &'static str)> {
         (
             "promise chunks zero",
             with(promise(to1), |v| {
-                v[30] = 0;
-                v[31] = 0;
+                v[54] = 0;
+                v[55] = 0;
             }),
             "wire_drop/bad_chunk",
         ),
-        ("promise chunk past end", with(promise(to1), |v| v[28] = 1), "wire_drop/bad_chunk"),
+        ("promise chunk past end", with(promise(to1), |v| v[52] = 1), "wire_drop/bad_chunk"),
         (
             "promise entry count huge",
-            with(promise(to1), |v| v[32..36].fill(0xFF)),
+            with(promise(to1), |v| v[56..60].fill(0xFF)),
             "wire_drop/too_many_entries",
         ),
         // Request batches (count at 12, entry 0's command length at 32): dropped whole.
@@ -313,7 +316,16 @@ fn corpus(to: u16) -> Vec<Vec<u8>> {
     ];
     [
         Message::Prepare { ballot: b, from: Slot(1) },
-        Message::Promise { ballot: b, low: Slot(0), chunk: 0, chunks: 2, entries },
+        Message::Promise {
+            ballot: b,
+            from: Slot(0),
+            low: Slot(0),
+            end: Slot(6),
+            high: Slot(6),
+            chunk: 0,
+            chunks: 2,
+            entries,
+        },
         Message::Accept { ballot: b, slot: Slot(9), commit: Slot(8), value: &b"\x03\0\0\0abc"[..] },
         Message::Accepted { ballot: b, slot: Slot(9) },
         Message::Nack { ballot: b, promised: b },
@@ -322,6 +334,10 @@ fn corpus(to: u16) -> Vec<Vec<u8>> {
         Message::Learn { ballot: b, slot: Slot(2), value: &b"zz"[..] },
         Message::Trimmed { low: Slot(7) },
         Message::Applied { applied: Slot(7) },
+        Message::SnapshotRequest { min: Slot(3), slot: Slot(0), id: 0, offset: 0 },
+        Message::SnapshotChunk { slot: Slot(5), id: 1, total: 4, offset: 0, data: &b"snap"[..] },
+        Message::RecoveryQuery { nonce: 9 },
+        Message::RecoveryInfo { nonce: 9, ballot: b, high: Slot(3), recovering: false },
     ]
     .iter()
     .map(|m| encode_msg(r, m))

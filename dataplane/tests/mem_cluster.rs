@@ -30,6 +30,44 @@ impl Application for Recorder {
         self.log.push((slot, cmd.client.0, cmd.seq.0, cmd.command.to_vec()));
         self.echo.apply(slot, cmd, reply)
     }
+
+    /// The echo state, then every logged command (a replica that fell below the trim point
+    /// gets the whole log from a peer, so the logs still compare equal).
+    fn take_snapshot(&mut self) -> Option<Vec<u8>> {
+        let mut v = self.echo.take_snapshot()?;
+        for (slot, client, seq, cmd) in &self.log {
+            for w in [slot.0, *client, *seq, cmd.len() as u64] {
+                v.extend_from_slice(&w.to_le_bytes());
+            }
+            v.extend_from_slice(cmd);
+        }
+        Some(v)
+    }
+
+    fn install_snapshot(&mut self, upto: Slot, data: &[u8]) -> bool {
+        let (echo, mut rest) = data.split_at(data.len().min(25));
+        let mut log = Vec::new();
+        let word = |rest: &mut &[u8]| -> Option<u64> {
+            let (w, r) = rest.split_first_chunk::<8>()?;
+            *rest = r;
+            Some(u64::from_le_bytes(*w))
+        };
+        while !rest.is_empty() {
+            let (Some(slot), Some(client), Some(seq), Some(len)) =
+                (word(&mut rest), word(&mut rest), word(&mut rest), word(&mut rest))
+            else {
+                return false;
+            };
+            let Some((cmd, r)) = rest.split_at_checked(len as usize) else { return false };
+            rest = r;
+            log.push((Slot(slot), client, seq, cmd.to_vec()));
+        }
+        if !self.echo.install_snapshot(upto, echo) {
+            return false;
+        }
+        self.log = log;
+        true
+    }
 }
 
 struct Cluster<F: PacketFilter> {

@@ -1,17 +1,19 @@
 //! The acceptor: Paxos's memory. Its promise and accepted values live in [`Storage`] and
-//! are written before the reply that reveals them is queued (the durability contract).
+//! are written before the reply that reveals them is queued; the node holds such replies
+//! until a sync made the writes stable (the durability contract, see `storage`).
 
 use crate::config::Config;
 use crate::ids::{Ballot, ReplicaId, Slot};
 use crate::message::{Message, SlotValue};
 use crate::node::Sink;
 use crate::payload::Payload;
-use crate::storage::Storage;
+use crate::proposer::MAX_PROMISE_CHUNKS;
+use crate::storage::{Storage, StorageError};
 
-/// Fixed bytes a Promise spends before its entries, and per entry besides the value
-/// (upper bounds of the wire encoding; see docs/wire-format.md).
-pub(crate) const PROMISE_HEADER_BYTES: usize = 48;
-pub(crate) const PROMISE_ENTRY_BYTES: usize = 24;
+/// Bytes a Promise spends before its entries, and per entry besides the value (exactly the
+/// wire encoding's; see docs/wire-format.md).
+pub(crate) const PROMISE_HEADER_BYTES: usize = 60;
+pub(crate) const PROMISE_ENTRY_BYTES: usize = 20;
 /// Most slots one Repeat may ask for; larger requests are clipped.
 pub const MAX_REPEAT_SLOTS: u64 = 1024;
 
@@ -23,7 +25,10 @@ pub(crate) struct Acceptor {
 
 impl Acceptor {
     /// Phase 1b. A ballot at least as high as the promise is promised (equal: a retransmitted
-    /// prepare is answered again), and every accepted value at or above `from` is reported.
+    /// prepare, or the next page, is answered again), and one page of the accepted values at
+    /// or above `from` is reported: at most `Config::recovery_window` slots and
+    /// `MAX_PROMISE_CHUNKS` messages,
+    /// with `end` saying where the page stops and `high` where the log does.
     #[allow(clippy::too_many_arguments)]
     pub fn on_prepare<P: Payload, S: Storage<P>>(
         &mut self,
@@ -34,12 +39,12 @@ impl Acceptor {
         ballot: Ballot,
         from: Slot,
         forget_promise: bool,
-    ) {
+    ) -> Result<(), StorageError> {
         let promised = storage.promised();
         if ballot < promised && !forget_promise {
             sink.stats.nacks_sent += 1;
             sink.send(from_node, Message::Nack { ballot, promised });
-            return;
+            return Ok(());
         }
         if ballot > promised && !forget_promise {
             storage.set_promised(ballot);
@@ -49,40 +54,57 @@ impl Acceptor {
         // the new leader must not touch them and does not need their values.
         let low = storage.low().max(self.commit);
         let start = from.max(low);
-        let mut entries = Vec::new();
-        storage.accepted_range(start, storage.high(), &mut entries);
-        // Split into chunks that each fit a message.
+        let high = storage.high();
+        let limit = start.plus(cfg.recovery_window()).min(high);
+        // One page, split into chunks that each fit a message.
         let budget = (cfg.max_message_bytes as usize).saturating_sub(PROMISE_HEADER_BYTES).max(1);
         let mut chunks: Vec<Vec<SlotValue<P>>> = Vec::new();
         let mut cur: Vec<SlotValue<P>> = Vec::new();
         let mut used = 0usize;
-        for e in entries {
-            let sz = PROMISE_ENTRY_BYTES + e.value.as_ref().len();
-            if !cur.is_empty() && used + sz > budget {
-                chunks.push(core::mem::take(&mut cur));
-                used = 0;
+        let mut s = start;
+        while s < limit {
+            if let Some((b, value)) = storage.accepted(s)? {
+                let size = PROMISE_ENTRY_BYTES + value.as_ref().len();
+                if !cur.is_empty() && used + size > budget {
+                    if chunks.len() + 1 >= usize::from(MAX_PROMISE_CHUNKS) {
+                        break; // the page ends before `s`
+                    }
+                    chunks.push(core::mem::take(&mut cur));
+                    used = 0;
+                }
+                used += size;
+                cur.push(SlotValue { slot: s, ballot: b, value });
             }
-            used += sz;
-            cur.push(e);
+            s = s.next();
         }
-        if !cur.is_empty() || chunks.is_empty() {
-            chunks.push(cur);
-        }
-        let n = chunks.len().min(u16::MAX as usize) as u16;
-        for (i, entries) in chunks.into_iter().enumerate().take(n as usize) {
+        let end = s.max(start);
+        chunks.push(cur);
+        let n = chunks.len() as u16; // at most MAX_PROMISE_CHUNKS
+        for (i, entries) in chunks.into_iter().enumerate() {
+            let chunk = i as u16;
             sink.send(
                 from_node,
-                Message::Promise { ballot, low, chunk: i as u16, chunks: n, entries },
+                Message::Promise { ballot, from, low, end, high, chunk, chunks: n, entries },
             );
         }
+        Ok(())
     }
 
-    /// Phase 2b. Accept unless a higher ballot was promised; tell the leader and every learner.
-    /// Takes the value by move: it goes into storage without a refcount round trip.
+    /// Phase 2b. Accept unless a higher ballot was promised; tell the leader (and, with
+    /// `accepted_to_learners`, every learner). Takes the value by move: it goes into storage
+    /// without a refcount round trip.
+    ///
+    /// An Accept is dropped and counted when its slot lies a whole recovery window or more
+    /// beyond the commit point (an honest leader never has more in flight), or
+    /// `max_log_slots` or more beyond this acceptor's trim point: the log this acceptor
+    /// holds (its index grows with the slot, holes included) stays bounded whatever a peer
+    /// sends, and a leader whose log outruns the trim point waits (its retransmission is
+    /// accepted once heartbeats moved the trim point on).
     #[allow(clippy::too_many_arguments)]
     #[inline]
     pub fn on_accept<P: Payload, S: Storage<P>>(
         &mut self,
+        cfg: &Config,
         storage: &mut S,
         sink: &mut Sink<'_, P>,
         from_node: ReplicaId,
@@ -90,19 +112,31 @@ impl Acceptor {
         slot: Slot,
         commit: Slot,
         value: P,
-        forget_promise: bool,
+        bugs: AcceptorBugs,
     ) {
         let promised = storage.promised();
-        if ballot < promised && !forget_promise {
+        if ballot < promised && !bugs.forget_promise {
             sink.stats.nacks_sent += 1;
             sink.send(from_node, Message::Nack { ballot, promised });
             return;
         }
-        if ballot > promised && !forget_promise {
+        let window = cfg.recovery_window();
+        let known = self.commit.max(commit);
+        if commit > slot || slot >= known.plus(window) {
+            // A leader's commit point never passes a slot it still proposes, and it never
+            // proposes a (recovery) window or more ahead of it.
+            sink.stats.accepts_beyond_window += 1;
+            return;
+        }
+        if slot >= storage.low().plus(cfg.max_log_slots) {
+            sink.stats.accepts_beyond_log += 1;
+            return;
+        }
+        if ballot > promised && !bugs.forget_promise {
             storage.set_promised(ballot);
             *sink.unsynced = true;
         }
-        self.commit = self.commit.max(commit);
+        self.commit = known;
         if slot < storage.low() {
             // Trimmed: chosen long ago and applied everywhere. Nothing to record, but still
             // acknowledge. A leader proposes `slot` only if every acceptor in its phase-1
@@ -115,12 +149,14 @@ impl Acceptor {
             return;
         }
         storage.set_accepted(slot, ballot, value);
-        *sink.unsynced = true;
+        if !bugs.accept_not_synced {
+            *sink.unsynced = true;
+        }
         sink.send_accepted(ballot.leader, ballot, slot);
     }
 
-    /// The leader's heartbeat: learn the commit point, forget what every learner applied,
-    /// and tell a deposed leader about the higher promise.
+    /// The leader's heartbeat: learn the commit point, forget what a majority of learners
+    /// applied durably, and tell a deposed leader about the higher promise.
     pub fn on_heartbeat<P: Payload, S: Storage<P>>(
         &mut self,
         storage: &mut S,
@@ -137,8 +173,13 @@ impl Acceptor {
             return;
         }
         self.commit = self.commit.max(commit);
-        // The trim point is below every learner's applied slot, hence below the commit point.
-        storage.trim(trim.min(self.commit));
+        // The trim point is below a majority of learners' durable state, hence below the
+        // commit point.
+        let below = trim.min(self.commit);
+        if below > storage.low() {
+            storage.trim(below);
+            *sink.unsynced = true;
+        }
     }
 
     /// A learner asks for [from, to): answer every slot with a Learn carrying what this
@@ -156,7 +197,7 @@ impl Acceptor {
         from: Slot,
         to: Slot,
         empty: &P,
-    ) {
+    ) -> Result<(), StorageError> {
         let to = to.min(from.plus(MAX_REPEAT_SLOTS));
         let mut s = from;
         if s < storage.low() {
@@ -164,12 +205,20 @@ impl Acceptor {
             s = storage.low();
         }
         while s < to {
-            let msg = match storage.accepted(s) {
-                Some((ballot, value)) => Message::Learn { ballot, slot: s, value: value.clone() },
+            let msg = match storage.accepted(s)? {
+                Some((ballot, value)) => Message::Learn { ballot, slot: s, value },
                 None => Message::Learn { ballot: Ballot::NONE, slot: s, value: empty.clone() },
             };
             sink.send(from_node, msg);
             s = s.next();
         }
+        Ok(())
     }
+}
+
+/// The planted acceptor bugs (`crate::Bugs`) `on_accept` obeys.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct AcceptorBugs {
+    pub forget_promise: bool,
+    pub accept_not_synced: bool,
 }

@@ -68,11 +68,33 @@ pub struct Config {
     /// configuration and the one the protocol-cost target is measured in); both modes are
     /// simulated (drawn per seed) and model-checked.
     pub accepted_to_learners: bool,
+    /// Largest snapshot a learner accepts from a peer (its receive buffer's bound).
+    pub max_snapshot_bytes: u64,
+    /// Most slots an acceptor holds above its trim point: an Accept further ahead is dropped
+    /// (and accepted when retransmitted after the trim point moved on). Bounds an
+    /// acceptor's log, whatever a peer sends; the trim point follows what a majority of
+    /// learners made durable, so a healthy log stays far below it.
+    pub max_log_slots: u64,
 }
 
-/// Bytes of header plus the fixed fields of an Accept; a batch must fit in
-/// `max_message_bytes` minus this.
-pub const ACCEPT_OVERHEAD_BYTES: u32 = 64;
+/// Bytes besides the value of the largest message that carries one value (a Promise page
+/// of one entry: header, the page fields and the entry's slot, ballot and length). A batch
+/// must fit in `max_message_bytes` minus this, so that every message carrying one value
+/// (Accept, Learn, a Promise entry) fits a frame.
+pub const ACCEPT_OVERHEAD_BYTES: u32 = 80;
+
+/// Largest `window`: bounds what a leader keeps in flight, a learner buffers (4 windows)
+/// and an acceptor accepts ahead of the commit point it knows.
+pub const MAX_WINDOW: u32 = 16_384;
+
+/// The smallest [`Config::recovery_window`].
+pub const MIN_RECOVERY_WINDOW: u64 = 64;
+
+/// Default `max_log_slots`.
+pub const DEFAULT_MAX_LOG_SLOTS: u64 = 1 << 22;
+
+/// Default `max_snapshot_bytes`.
+pub const DEFAULT_MAX_SNAPSHOT_BYTES: u64 = 1 << 30;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConfigError {
@@ -87,6 +109,8 @@ pub enum ConfigError {
     BadTimeouts(&'static str),
     BatchTooLarge { batch_max_bytes: u32, max_message_bytes: u32 },
     TooManyMembers(usize),
+    WindowTooLarge(u32),
+    LogTooShort { max_log_slots: u64, window: u32 },
 }
 
 impl fmt::Display for ConfigError {
@@ -112,6 +136,8 @@ impl fmt::Display for ConfigError {
                 "batch_max_bytes: {batch_max_bytes} does not fit a message of max_message_bytes {max_message_bytes} with {ACCEPT_OVERHEAD_BYTES} bytes of header"
             ),
             TooManyMembers(n) => write!(f, "members: {n} members, at most {MAX_MEMBERS} are supported"),
+            WindowTooLarge(w) => write!(f, "window: {w} is above the largest supported window, {MAX_WINDOW}"),
+            LogTooShort { max_log_slots, window } => write!(f, "max_log_slots: {max_log_slots} must be at least twice the window ({window}, at least {MIN_RECOVERY_WINDOW})"),
         }
     }
 }
@@ -148,7 +174,17 @@ impl Config {
             max_message_bytes: 1400,
             applied_report_ticks: 10,
             accepted_to_learners: false,
+            max_snapshot_bytes: DEFAULT_MAX_SNAPSHOT_BYTES,
+            max_log_slots: DEFAULT_MAX_LOG_SLOTS,
         }
+    }
+
+    /// Slots a leader may have in flight while it re-proposes what phase 1 recovered, and
+    /// the most slots one phase-1 page covers: the window, but at least
+    /// [`MIN_RECOVERY_WINDOW`], so that a long log tail is not recovered one round trip per
+    /// slot when the window is tiny. Acceptors accept this far beyond the commit point.
+    pub fn recovery_window(&self) -> u64 {
+        u64::from(self.window).max(MIN_RECOVERY_WINDOW)
     }
 
     pub fn acceptors(&self) -> impl Iterator<Item = ReplicaId> + '_ {
@@ -224,6 +260,18 @@ impl Config {
                 return Err(ConfigError::Zero(field));
             }
         }
+        if self.window > MAX_WINDOW {
+            return Err(ConfigError::WindowTooLarge(self.window));
+        }
+        if self.max_snapshot_bytes == 0 {
+            return Err(ConfigError::Zero("max_snapshot_bytes"));
+        }
+        if self.max_log_slots < 2 * self.recovery_window() {
+            return Err(ConfigError::LogTooShort {
+                max_log_slots: self.max_log_slots,
+                window: self.window,
+            });
+        }
         if self.election_timeout_min_ticks <= self.heartbeat_ticks {
             return Err(ConfigError::BadTimeouts(
                 "election_timeout_min_ticks must be greater than heartbeat_ticks",
@@ -234,7 +282,7 @@ impl Config {
                 "election_timeout_max_ticks must be greater than election_timeout_min_ticks",
             ));
         }
-        if self.batch_max_bytes + ACCEPT_OVERHEAD_BYTES > self.max_message_bytes {
+        if self.batch_max_bytes.saturating_add(ACCEPT_OVERHEAD_BYTES) > self.max_message_bytes {
             return Err(ConfigError::BatchTooLarge {
                 batch_max_bytes: self.batch_max_bytes,
                 max_message_bytes: self.max_message_bytes,

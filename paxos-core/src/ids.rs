@@ -50,9 +50,10 @@ impl Ballot {
         Ballot { round, leader }
     }
 
-    /// The smallest ballot owned by `me` that is above `self`.
-    pub fn next_for(self, me: ReplicaId) -> Ballot {
-        Ballot { round: self.round + 1, leader: me }
+    /// The smallest ballot owned by `me` that is above `self`, if a round is left (rounds
+    /// never wrap: a wrapped round would reuse ballots).
+    pub fn checked_next_for(self, me: ReplicaId) -> Option<Ballot> {
+        Some(Ballot { round: self.round.checked_add(1)?, leader: me })
     }
 
     pub fn is_none(self) -> bool {

@@ -1,7 +1,7 @@
 //! The learner: counts phase-2 acknowledgements per slot, delivers chosen slots strictly in
 //! order, repairs gaps by asking acceptors to repeat, and reports its progress for trimming.
 
-use crate::ids::{Ballot, Slot};
+use crate::ids::{Ballot, ReplicaId, Slot};
 use crate::message::Message;
 use crate::node::Node;
 use crate::output::{Decided, Event};
@@ -132,6 +132,11 @@ pub(crate) struct Learner<P> {
     catching_up: bool,
     last_report: u64,
     snapshot_wanted: Option<Slot>,
+    /// The application's durable applied point (`Node::set_applied`), reported to the
+    /// proposers.
+    pub applied: Slot,
+    /// A snapshot being fetched from a peer.
+    pub fetch: Option<crate::snapshot::Fetch>,
 }
 
 impl<P> Learner<P> {
@@ -149,7 +154,14 @@ impl<P> Learner<P> {
             catching_up: false,
             last_report: 0,
             snapshot_wanted: None,
+            applied: Slot::ZERO,
+            fetch: None,
         }
+    }
+
+    pub(crate) fn forget_snapshot_wanted(&mut self) {
+        self.snapshot_wanted = None;
+        self.fetch = None;
     }
 
     #[inline]
@@ -227,6 +239,8 @@ impl<P: PartialEq> PartialEq for Learner<P> {
             && self.catching_up == o.catching_up
             && self.last_report == o.last_report
             && self.snapshot_wanted == o.snapshot_wanted
+            && self.applied == o.applied
+            && self.fetch == o.fetch
             && self
                 .buffered()
                 .zip(o.buffered())
@@ -252,6 +266,8 @@ impl<P: core::hash::Hash> core::hash::Hash for Learner<P> {
         self.catching_up.hash(h);
         self.last_report.hash(h);
         self.snapshot_wanted.hash(h);
+        self.applied.hash(h);
+        self.fetch.hash(h);
     }
 }
 
@@ -442,7 +458,7 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
         if now.saturating_sub(self.learner.last_report) >= u64::from(self.cfg.applied_report_ticks)
         {
             self.learner.last_report = now;
-            let applied = self.learner.next;
+            let applied = self.learner.applied;
             for i in 0..self.topo.proposers.len() {
                 let p = self.topo.proposers[i];
                 self.sink().send(p, Message::Applied { applied });
@@ -450,11 +466,15 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
         }
     }
 
-    pub(crate) fn learner_on_trimmed(&mut self, low: Slot) {
+    /// Acceptor `from` has trimmed the log below `low`: slots we still need are gone. Ask
+    /// for a snapshot (from a learner: `from` if it is one, see `snapshot`), and tell the
+    /// application.
+    pub(crate) fn learner_on_trimmed(&mut self, from: ReplicaId, low: Slot) {
         if low > self.learner.next && !matches!(self.learner.snapshot_wanted, Some(w) if w >= low) {
             self.learner.snapshot_wanted = Some(low);
             self.stats.snapshots_needed += 1;
             self.events.push(Event::SnapshotNeeded { low });
+            self.start_fetch(from, low);
         }
     }
 
@@ -475,5 +495,8 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
         l.commit_hint = l.commit_hint.max(upto);
         l.snapshot_wanted = None;
         l.last_progress = self.now;
+        if matches!(&l.fetch, Some(f) if f.min <= upto) {
+            l.fetch = None;
+        }
     }
 }

@@ -4,7 +4,8 @@
 //!
 //! Every message is addressed to a node; the node hands it to whichever of its roles
 //! handles that kind (acceptor: Prepare, Accept, Repeat, Heartbeat; proposer: Promise,
-//! Accepted, Nack, Heartbeat, Applied; learner: Accept, Accepted, Learn, Heartbeat, Trimmed).
+//! Accepted, Nack, Heartbeat, Applied; learner: Accept, Accepted, Learn, Heartbeat, Trimmed,
+//! SnapshotRequest, SnapshotChunk; the node itself: RecoveryQuery, RecoveryInfo).
 
 use crate::ids::{Ballot, Slot};
 
@@ -18,16 +19,31 @@ pub struct SlotValue<P> {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Message<P> {
-    /// Phase 1a. Covers every slot >= `from` (Multi-Paxos: one prepare for the whole log tail).
+    /// Phase 1a. Promises every slot >= `from` (Multi-Paxos: one prepare for the whole log
+    /// tail) and asks for the first page of what the acceptor accepted there. With the
+    /// same ballot and a later `from` it asks for the next page (phase 1 continues).
     Prepare { ballot: Ballot, from: Slot },
-    /// Phase 1b, possibly split into `chunks` messages so that each fits a frame. `low` is the
-    /// acceptor's trim point (slots below it are chosen and forgotten); `entries` are its
-    /// accepted values for slots >= max(from, low). Chunk `i` of `chunks` (0-based).
-    Promise { ballot: Ballot, low: Slot, chunk: u16, chunks: u16, entries: Vec<SlotValue<P>> },
-    /// Phase 2a. `commit`: every slot below it is known chosen by the leader.
+    /// Phase 1b: one page of an answer, split into `chunks` messages so that each fits a
+    /// frame (chunk `i` of `chunks`, 0-based; every chunk of a page carries the same header
+    /// fields). `from` echoes the Prepare. `low`: slots below it are chosen (the acceptor's
+    /// trim point or a commit point a leader announced); its accepted values at or above
+    /// `max(from, low)` and below `end` are all in `entries`. `high`: one past its highest
+    /// accepted slot; `end < high` means more pages follow (ask with `Prepare { from: end }`).
+    Promise {
+        ballot: Ballot,
+        from: Slot,
+        low: Slot,
+        end: Slot,
+        high: Slot,
+        chunk: u16,
+        chunks: u16,
+        entries: Vec<SlotValue<P>>,
+    },
+    /// Phase 2a. `commit`: every slot below it is known chosen by the leader (never above
+    /// `slot`: the slot itself is not chosen yet).
     Accept { ballot: Ballot, slot: Slot, commit: Slot, value: P },
-    /// Phase 2b, sent to the ballot's leader and to every learner. Carries no value: learners
-    /// got the value from the Accept (which the leader also sends to learners).
+    /// Phase 2b, sent to the ballot's leader (and to every learner with
+    /// `accepted_to_learners`). Carries no value: learners got it from the Accept.
     Accepted { ballot: Ballot, slot: Slot },
     /// An acceptor refused `ballot` because it promised `promised` (> ballot).
     Nack { ballot: Ballot, promised: Ballot },
@@ -43,9 +59,25 @@ pub enum Message<P> {
     /// An acceptor's answer to a Repeat below its trim point: fetch a snapshot covering
     /// everything below `low`.
     Trimmed { low: Slot },
-    /// A learner's applied prefix (everything below `applied` is delivered), sent to the
-    /// proposers; the leader trims the log at the minimum over all learners.
+    /// A learner's durable applied point (everything below `applied` is in application
+    /// state that survives a restart), sent to the proposers; the leader trims the log
+    /// where a majority of learners can rebuild it.
     Applied { applied: Slot },
+    /// A learner asks another for a snapshot covering every slot below `min` (at least):
+    /// the bytes of snapshot (`slot`, `id`) from `offset` on, or, if that snapshot is not
+    /// the one served (`slot` 0: none yet), its current one from the start.
+    SnapshotRequest { min: Slot, slot: Slot, id: u64, offset: u64 },
+    /// Bytes [offset, offset + data.len()) of snapshot (`slot`, `id`), `total` bytes in
+    /// all. The snapshot covers every slot below `slot`; `id` is its digest.
+    SnapshotChunk { slot: Slot, id: u64, total: u64, offset: u64, data: P },
+    /// A member that lost its acceptor state asks every acceptor and proposer what it knows
+    /// (docs/protocol.md, "Rejoining after lost state"). `nonce` tells this recovery's
+    /// answers from older ones.
+    RecoveryQuery { nonce: u64 },
+    /// The answer: the highest ballot the sender has promised, used or seen; one past its
+    /// highest accepted slot (acceptors; `Slot::ZERO` otherwise); and whether the sender is
+    /// itself recovering (then its answer does not count).
+    RecoveryInfo { nonce: u64, ballot: Ballot, high: Slot, recovering: bool },
 }
 
 impl<P> Message<P> {
@@ -62,6 +94,10 @@ impl<P> Message<P> {
             Message::Learn { .. } => "learn",
             Message::Trimmed { .. } => "trimmed",
             Message::Applied { .. } => "applied",
+            Message::SnapshotRequest { .. } => "snapshot_request",
+            Message::SnapshotChunk { .. } => "snapshot_chunk",
+            Message::RecoveryQuery { .. } => "recovery_query",
+            Message::RecoveryInfo { .. } => "recovery_info",
         }
     }
 
@@ -69,16 +105,21 @@ impl<P> Message<P> {
     pub fn map_payload<Q>(self, mut f: impl FnMut(P) -> Q) -> Message<Q> {
         match self {
             Message::Prepare { ballot, from } => Message::Prepare { ballot, from },
-            Message::Promise { ballot, low, chunk, chunks, entries } => Message::Promise {
-                ballot,
-                low,
-                chunk,
-                chunks,
-                entries: entries
-                    .into_iter()
-                    .map(|e| SlotValue { slot: e.slot, ballot: e.ballot, value: f(e.value) })
-                    .collect(),
-            },
+            Message::Promise { ballot, from, low, end, high, chunk, chunks, entries } => {
+                Message::Promise {
+                    ballot,
+                    from,
+                    low,
+                    end,
+                    high,
+                    chunk,
+                    chunks,
+                    entries: entries
+                        .into_iter()
+                        .map(|e| SlotValue { slot: e.slot, ballot: e.ballot, value: f(e.value) })
+                        .collect(),
+                }
+            }
             Message::Accept { ballot, slot, commit, value } => {
                 Message::Accept { ballot, slot, commit, value: f(value) }
             }
@@ -93,6 +134,16 @@ impl<P> Message<P> {
             }
             Message::Trimmed { low } => Message::Trimmed { low },
             Message::Applied { applied } => Message::Applied { applied },
+            Message::SnapshotRequest { min, slot, id, offset } => {
+                Message::SnapshotRequest { min, slot, id, offset }
+            }
+            Message::SnapshotChunk { slot, id, total, offset, data } => {
+                Message::SnapshotChunk { slot, id, total, offset, data: f(data) }
+            }
+            Message::RecoveryQuery { nonce } => Message::RecoveryQuery { nonce },
+            Message::RecoveryInfo { nonce, ballot, high, recovering } => {
+                Message::RecoveryInfo { nonce, ballot, high, recovering }
+            }
         }
     }
 }

@@ -1,7 +1,7 @@
 //! [`Node`]: one member of one Paxos group, holding any subset of the three roles, driven by
 //! its caller. See the crate docs for the driving loop.
 
-use crate::acceptor::Acceptor;
+use crate::acceptor::{Acceptor, AcceptorBugs};
 use crate::config::{Config, ConfigError, Roles};
 use crate::ids::{Ballot, ReplicaId, Slot};
 use crate::learner::Learner;
@@ -9,6 +9,8 @@ use crate::message::Message;
 use crate::output::{Decided, Event, Outgoing, ProposeError, Stats};
 use crate::payload::{BytesBuilder, Payload, ValueBuilder};
 use crate::proposer::Proposer;
+use crate::rejoin::Rejoin;
+use crate::snapshot::Served;
 use crate::storage::{MemStorage, Storage, StorageError};
 
 /// Deliberate protocol bugs, for proving that the simulator's checkers catch them. Never
@@ -19,11 +21,24 @@ pub struct Bugs {
     pub acceptor_forgets_promise: bool,
     /// A new leader ignores the values reported in promises and fills every slot anew.
     pub leader_ignores_accepted: bool,
+    /// A new leader adopts, per slot, the value with the *lowest* accepted ballot.
+    pub leader_adopts_lowest: bool,
+    /// The acceptor's write of an accepted value is not flagged for sync: its `Accepted`
+    /// leaves before the value is stable.
+    pub accept_not_synced: bool,
+    /// The leader trims the log at the highest applied point reported, not where a
+    /// majority of learners can rebuild it.
+    pub trim_at_max_applied: bool,
+    /// A member that lost its state votes at once instead of rejoining first.
+    pub rejoin_votes_at_once: bool,
 }
 
 /// Where role handlers put what they produce.
 pub(crate) struct Sink<'a, P> {
+    /// Messages free to leave.
     pub out: &'a mut Vec<Outgoing<P>>,
+    /// Messages that wait for the next successful sync (see `storage`).
+    pub held: &'a mut Vec<Outgoing<P>>,
     pub stats: &'a mut Stats,
     pub unsynced: &'a mut bool,
     pub learners: &'a [ReplicaId],
@@ -34,6 +49,7 @@ macro_rules! sink {
     ($n:expr) => {
         Sink {
             out: &mut $n.out,
+            held: &mut $n.held,
             stats: &mut $n.stats,
             unsynced: &mut $n.unsynced,
             learners: if $n.cfg.accepted_to_learners { &$n.topo.learners } else { &[] },
@@ -41,12 +57,38 @@ macro_rules! sink {
     };
 }
 
+/// Whether a message may reveal acceptor state (a promise, an accepted value, a trim point,
+/// a proposer's ballot record): such a message queued while writes are unsynced waits for
+/// the next successful sync. The leader's Accept and Heartbeat, a learner's Repeat and
+/// Applied, snapshot traffic and recovery queries reveal none, and leave at once (the
+/// leader's ballot was made stable before its first Prepare left; an `Applied` point is
+/// the application's own durable state; a `RecoveryInfo` only bounds from above).
+#[inline]
+fn reveals_stable_state<P>(msg: &Message<P>) -> bool {
+    !matches!(
+        msg,
+        Message::Accept { .. }
+            | Message::Heartbeat { .. }
+            | Message::Repeat { .. }
+            | Message::Applied { .. }
+            | Message::SnapshotRequest { .. }
+            | Message::SnapshotChunk { .. }
+            | Message::RecoveryQuery { .. }
+            | Message::RecoveryInfo { .. }
+    )
+}
+
 impl<P: Clone> Sink<'_, P> {
-    /// Queues `msg` for `to` (which may be this node: the driver hands those back).
+    /// Queues `msg` for `to` (which may be this node: the driver hands those back). It is
+    /// held until the next sync if it may reveal unsynced writes.
     #[inline]
     pub fn send(&mut self, to: ReplicaId, msg: Message<P>) {
         self.stats.messages_out += 1;
-        self.out.push(Outgoing { to, msg });
+        if *self.unsynced && reveals_stable_state(&msg) {
+            self.held.push(Outgoing { to, msg });
+        } else {
+            self.out.push(Outgoing { to, msg });
+        }
     }
 
     /// Sends `Accepted { ballot, slot }` to every learner and to `leader` (once, if it is
@@ -54,24 +96,28 @@ impl<P: Clone> Sink<'_, P> {
     #[inline]
     pub fn send_accepted(&mut self, leader: ReplicaId, ballot: Ballot, slot: Slot) {
         let extra = (!self.learners.contains(&leader)).then_some(leader);
-        self.send_each(self.learners.iter().copied().chain(extra), |_| Message::Accepted {
+        self.send_each(true, self.learners.iter().copied().chain(extra), |_| Message::Accepted {
             ballot,
             slot,
         });
     }
 
-    /// Queues `msg(to)` for each `to`. One `extend` over an iterator of known length (a
-    /// slice, chained with an `Option`): the messages are written straight into the queue,
-    /// where a `push` per message builds each on the stack first and copies it over.
+    /// Queues `msg(to)` for each `to`; `reveals` must be `reveals_stable_state` of those
+    /// messages (all of one kind, known to the caller). One `extend` over an iterator of known
+    /// length (a slice, chained with an `Option`): the messages are written straight into
+    /// the queue, where a `push` per message builds each on the stack first and copies it
+    /// over.
     #[inline]
     pub fn send_each(
         &mut self,
+        reveals: bool,
         to: impl Iterator<Item = ReplicaId>,
         mut msg: impl FnMut(ReplicaId) -> Message<P>,
     ) {
-        let before = self.out.len();
-        self.out.extend(to.map(|to| Outgoing { to, msg: msg(to) }));
-        self.stats.messages_out += (self.out.len() - before) as u64;
+        let queue = if reveals && *self.unsynced { &mut *self.held } else { &mut *self.out };
+        let before = queue.len();
+        queue.extend(to.map(|to| Outgoing { to, msg: msg(to) }));
+        self.stats.messages_out += (queue.len() - before) as u64;
     }
 }
 
@@ -178,6 +224,17 @@ pub struct Node<P, S = MemStorage<P>, B = BytesBuilder> {
     pub(crate) leader_contact: u64,
     pub(crate) election_timeout: u64,
     pub(crate) out: Vec<Outgoing<P>>,
+    /// Messages waiting for the next successful sync (see `storage`).
+    pub(crate) held: Vec<Outgoing<P>>,
+    /// Set by a failed sync or an unreadable value: the node does nothing more.
+    pub(crate) failed: Option<StorageError>,
+    /// Present while this member rejoins after losing its acceptor state (not voting).
+    pub(crate) rejoin: Option<Rejoin>,
+    /// Snapshots offered by the application for serving to peers (the newest, and the one
+    /// before it so that a transfer in progress can finish).
+    pub(crate) served: [Option<Served>; 2],
+    /// A snapshot received from a peer, for the application to take.
+    pub(crate) snapshot_ready: Option<(Slot, bytes::Bytes)>,
     pub(crate) decided: Vec<Decided<P>>,
     pub(crate) events: Vec<Event>,
     pub(crate) stats: Stats,
@@ -200,6 +257,8 @@ impl<P: core::hash::Hash, S: core::hash::Hash, B> core::hash::Hash for Node<P, S
         self.leader.hash(h);
         self.leader_contact.hash(h);
         self.election_timeout.hash(h);
+        self.held.hash(h);
+        self.rejoin.hash(h);
     }
 }
 
@@ -216,6 +275,8 @@ impl<P: PartialEq, S: PartialEq, B> PartialEq for Node<P, S, B> {
             && self.leader == o.leader
             && self.leader_contact == o.leader_contact
             && self.election_timeout == o.election_timeout
+            && self.held == o.held
+            && self.rejoin == o.rejoin
     }
 }
 
@@ -270,6 +331,11 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
             leader_contact: 0,
             election_timeout,
             out: Vec::with_capacity(4 * window.max(16)),
+            held: Vec::with_capacity(4 * window.max(16)),
+            failed: None,
+            rejoin: None,
+            served: [None, None],
+            snapshot_ready: None,
             decided: Vec::with_capacity(window.max(16)),
             events: Vec::with_capacity(8),
             stats: Stats::default(),
@@ -277,6 +343,15 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
         };
         // A restarted acceptor knows the highest ballot it promised: never reuse a lower one.
         node.prop.max_seen = node.storage.promised();
+        if !node.storage.voting() {
+            if roles.acceptor || roles.proposer {
+                node.rejoin = Some(Rejoin::new(node.rng.next_u64(), &node.topo, node.id, roles));
+            } else {
+                // A learner only: no vote and no ballot to lose.
+                node.storage.set_voting(true);
+                node.unsynced = true;
+            }
+        }
         Ok(node)
     }
 
@@ -294,6 +369,12 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
     }
     pub fn storage(&self) -> &S {
         &self.storage
+    }
+    /// For simulators and tests that inject storage faults. Writing through it bypasses the
+    /// durability contract.
+    #[doc(hidden)]
+    pub fn storage_mut(&mut self) -> &mut S {
+        &mut self.storage
     }
     /// Gives the stable state back (a simulated crash keeps only this).
     pub fn into_storage(self) -> S {
@@ -335,27 +416,79 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
     #[doc(hidden)]
     pub fn inject_bugs(&mut self, bugs: Bugs) {
         self.bugs = bugs;
+        if bugs.rejoin_votes_at_once && self.rejoin.take().is_some() {
+            self.storage.set_voting(true);
+            self.unsynced = true;
+        }
     }
 
-    /// True when stable state was written since the last `sync`: sync before sending any
-    /// message drained after those writes (the durability contract, see `storage`).
+    /// True when stable state was written since the last `sync`. Messages that depend on it
+    /// are held until `sync` succeeds (the durability contract, see `storage`).
     #[inline]
     pub fn needs_sync(&self) -> bool {
         self.unsynced
     }
+
+    /// Makes every write so far stable, then releases the messages held for it. A failure
+    /// is sticky: the node drops what it held and refuses all further work (the driver must
+    /// stop it; nothing that depended on the failed writes ever leaves).
     pub fn sync(&mut self) -> Result<(), StorageError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
         if self.unsynced {
-            self.storage.sync()?;
+            if let Err(e) = self.storage.sync() {
+                self.fail(e.clone());
+                return Err(e);
+            }
             self.unsynced = false;
+        }
+        if !self.held.is_empty() {
+            self.out.append(&mut self.held);
         }
         Ok(())
     }
 
-    /// Moves the queued messages into `out` (appended; both buffers keep their capacity).
+    /// Whether stable state was written that no `sync` has covered yet, or messages wait.
+    #[inline]
+    pub fn has_held_messages(&self) -> bool {
+        !self.held.is_empty()
+    }
+
+    /// The storage error that stopped this node, if any.
+    pub fn failed(&self) -> Option<&StorageError> {
+        self.failed.as_ref()
+    }
+
+    pub(crate) fn fail(&mut self, e: StorageError) {
+        if self.failed.is_none() {
+            self.failed = Some(e);
+        }
+        self.stats.storage_failures += 1;
+        self.out.clear();
+        self.held.clear();
+        self.decided.clear();
+    }
+
+    /// True unless this member is rejoining after it lost its acceptor state.
+    pub fn is_voting(&self) -> bool {
+        self.rejoin.is_none()
+    }
+
+    /// Moves the messages free to leave into `out` (appended; both buffers keep their
+    /// capacity). Messages that depend on unsynced writes stay until `sync` succeeds.
     #[inline]
     pub fn take_messages(&mut self, out: &mut Vec<Outgoing<P>>) {
         if !self.out.is_empty() {
             out.append(&mut self.out);
+        }
+    }
+
+    /// Forgets every slot below `below` in stable storage (flagged for sync).
+    pub(crate) fn trim_storage(&mut self, below: Slot) {
+        if below > self.storage.low() {
+            self.storage.trim(below);
+            self.unsynced = true;
         }
     }
     /// Moves the delivered slots (in slot order) into `out`.
@@ -371,9 +504,14 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
             out.append(&mut self.events);
         }
     }
+    /// Whether there is anything to take: messages, delivered slots, events, or messages
+    /// held for unsynced writes (those need a `sync` first).
     #[inline]
     pub fn has_output(&self) -> bool {
-        !(self.out.is_empty() && self.decided.is_empty() && self.events.is_empty())
+        !(self.out.is_empty()
+            && self.decided.is_empty()
+            && self.events.is_empty()
+            && self.held.is_empty())
     }
 
     pub(crate) fn sink(&mut self) -> Sink<'_, P> {
@@ -384,6 +522,9 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
     /// could not legitimately send (a ballot it does not own, a role it does not have), are
     /// ignored and counted.
     pub fn step(&mut self, from: ReplicaId, msg: Message<P>) {
+        if self.failed.is_some() {
+            return;
+        }
         self.stats.messages_in += 1;
         let Some((from_index, from_roles)) = self.topo.member(from) else {
             self.stats.messages_ignored += 1;
@@ -404,19 +545,29 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
                     self.learner_on_commit(ballot, commit);
                 }
                 if self.roles.acceptor {
-                    let forget = self.bugs.acceptor_forgets_promise;
-                    let acc = &mut self.acceptor;
-                    let mut sink = sink!(self);
-                    acc.on_accept(
-                        &mut self.storage,
-                        &mut sink,
-                        from,
-                        ballot,
-                        slot,
-                        commit,
-                        value,
-                        forget,
-                    );
+                    if self.rejoin.is_some() {
+                        // Not voting: only learn the commit point (see `rejoin`).
+                        self.acceptor.commit = self.acceptor.commit.max(commit.min(slot));
+                        self.stats.votes_withheld += 1;
+                    } else {
+                        let bugs = AcceptorBugs {
+                            forget_promise: self.bugs.acceptor_forgets_promise,
+                            accept_not_synced: self.bugs.accept_not_synced,
+                        };
+                        let (acc, cfg) = (&mut self.acceptor, &self.cfg);
+                        let mut sink = sink!(self);
+                        acc.on_accept(
+                            cfg,
+                            &mut self.storage,
+                            &mut sink,
+                            from,
+                            ballot,
+                            slot,
+                            commit,
+                            value,
+                            bugs,
+                        );
+                    }
                 }
             }
             Message::Accepted { ballot, slot } => {
@@ -458,10 +609,24 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
                     return false;
                 }
                 self.observe_ballot(ballot, false);
-                if self.roles.acceptor {
+                if self.roles.acceptor && self.rejoin.is_some() {
+                    self.stats.votes_withheld += 1;
+                } else if self.roles.acceptor {
                     let (acc, cfg) = (&mut self.acceptor, &self.cfg);
                     let mut sink = sink!(self);
-                    acc.on_prepare(cfg, &mut self.storage, &mut sink, from, ballot, slot, forget);
+                    let r = acc.on_prepare(
+                        cfg,
+                        &mut self.storage,
+                        &mut sink,
+                        from,
+                        ballot,
+                        slot,
+                        forget,
+                    );
+                    if let Err(e) = r {
+                        self.fail(e);
+                        return false;
+                    }
                 }
             }
             Message::Heartbeat { ballot, commit, trim } => {
@@ -473,7 +638,9 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
                 if self.roles.learner {
                     self.learner_on_commit(ballot, commit);
                 }
-                if self.roles.acceptor {
+                if self.roles.acceptor && self.rejoin.is_some() {
+                    self.acceptor.commit = self.acceptor.commit.max(commit);
+                } else if self.roles.acceptor {
                     let acc = &mut self.acceptor;
                     let mut sink = sink!(self);
                     acc.on_heartbeat(&mut self.storage, &mut sink, from, ballot, commit, trim);
@@ -484,20 +651,27 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
                     self.stats.messages_ignored += 1;
                     return false;
                 }
-                if self.roles.acceptor {
+                if self.roles.acceptor && self.rejoin.is_some() {
+                    self.stats.votes_withheld += 1;
+                } else if self.roles.acceptor {
                     let empty = self.builder.noop();
                     let acc = &mut self.acceptor;
                     let mut sink = sink!(self);
-                    acc.on_repeat(&self.storage, &mut sink, from, lo, to, &empty);
+                    if let Err(e) = acc.on_repeat(&self.storage, &mut sink, from, lo, to, &empty) {
+                        self.fail(e);
+                        return false;
+                    }
                 }
             }
-            Message::Promise { ballot, low, chunk, chunks, entries } => {
+            Message::Promise { ballot, from: page, low, end, high, chunk, chunks, entries } => {
                 if !from_roles.acceptor {
                     self.stats.messages_ignored += 1;
                     return false;
                 }
                 if self.roles.proposer {
-                    self.proposer_on_promise(from_index, ballot, low, chunk, chunks, entries);
+                    self.proposer_on_promise(
+                        from_index, ballot, page, low, end, high, chunk, chunks, entries,
+                    );
                 }
             }
             Message::Nack { ballot, promised } => {
@@ -524,7 +698,7 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
                     return false;
                 }
                 if self.roles.learner {
-                    self.learner_on_trimmed(low);
+                    self.learner_on_trimmed(from, low);
                 }
             }
             Message::Applied { applied } => {
@@ -536,6 +710,22 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
                     self.proposer_on_applied(from_index, applied);
                 }
             }
+            Message::SnapshotRequest { min, slot, id, offset } => {
+                if !from_roles.learner {
+                    self.stats.messages_ignored += 1;
+                    return false;
+                }
+                self.serve_snapshot(from, min, slot, id, offset);
+            }
+            Message::SnapshotChunk { slot, id, total, offset, data } => {
+                if self.roles.learner {
+                    self.learner_on_snapshot_chunk(from, slot, id, total, offset, data.as_ref());
+                }
+            }
+            Message::RecoveryQuery { nonce } => self.answer_recovery_query(from, nonce),
+            Message::RecoveryInfo { nonce, ballot, high, recovering } => {
+                self.on_recovery_info(from_index, from_roles, nonce, ballot, high, recovering);
+            }
         }
         true
     }
@@ -543,12 +733,19 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
     /// Advances virtual time by one tick: heartbeats, retransmissions, batch sealing,
     /// election timeouts, gap repair, applied reports.
     pub fn tick(&mut self) {
+        if self.failed.is_some() {
+            return;
+        }
         self.now += 1;
         if self.roles.proposer {
             self.proposer_tick();
         }
         if self.roles.learner {
             self.learner_tick();
+            self.snapshot_tick();
+        }
+        if self.rejoin.is_some() {
+            self.rejoin_tick();
         }
     }
 
@@ -562,7 +759,7 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
     /// Seals the open batch now and proposes what the window allows. Drivers call this after
     /// each receive burst, so one burst's commands share a slot.
     pub fn flush(&mut self) {
-        if self.roles.proposer {
+        if self.roles.proposer && self.failed.is_none() {
             self.proposer_flush();
         }
     }
@@ -571,6 +768,15 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
     /// continues from there.
     pub fn snapshot_installed(&mut self, upto: Slot) {
         self.learner_skip_to(upto);
+    }
+
+    /// The application's durable applied point: every slot below `upto` is applied to state
+    /// that survives a restart (a snapshot made durable, tagged with its slot; with memory
+    /// storage, simply what was applied). The learner reports it to the proposers, and the
+    /// log is trimmed only where a majority of learners reported it. Nothing is trimmed
+    /// until the application calls this.
+    pub fn set_applied(&mut self, upto: Slot) {
+        self.learner.applied = upto;
     }
 
     /// Notes a ballot seen in a leader's message. `leading` messages (accept, heartbeat) prove

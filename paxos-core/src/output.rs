@@ -29,9 +29,21 @@ pub enum Event {
     SteppedDown { ballot: Ballot, dropped_batches: usize },
     /// Another node leads with `ballot` (learned from a heartbeat or an accept).
     LeaderIs { ballot: Ballot },
-    /// The learner fell below the acceptors' trim point: the application must install a
-    /// snapshot covering every slot below `low` and then call `Node::snapshot_installed`.
+    /// The learner fell below the acceptors' trim point: it needs a snapshot covering every
+    /// slot below `low`. The node fetches one from a peer by itself (`SnapshotReady`
+    /// follows); an application that gets one another way installs it and calls
+    /// `Node::snapshot_installed`.
     SnapshotNeeded { low: Slot },
+    /// A snapshot fetched from a peer is complete: take it with `Node::take_snapshot`,
+    /// install it, then call `Node::snapshot_installed(slot)`.
+    SnapshotReady { slot: Slot },
+    /// A peer asked for a snapshot covering every slot below `min`, and none offered
+    /// covers it: the application should offer one (`Node::offer_snapshot`). The peer
+    /// asks again until it gets it.
+    SnapshotWanted { min: Slot },
+    /// This member had lost its acceptor state and votes again, from slot `low` on, having
+    /// promised `promised` (docs/protocol.md, "Rejoining after lost state").
+    Rejoined { promised: Ballot, low: Slot },
 }
 
 /// Why a proposal was refused. The command was not queued.
@@ -77,4 +89,25 @@ pub struct Stats {
     pub repeats_sent: u64,
     pub promises_rejected: u64,
     pub snapshots_needed: u64,
+    /// Phase-1 pages asked for (one per election, plus one per further page of a long tail).
+    pub promise_pages: u64,
+    /// Accepts dropped: a slot a window or more beyond the commit point, or a commit point
+    /// beyond the slot.
+    pub accepts_beyond_window: u64,
+    /// Accepts dropped: a slot `max_log_slots` or more beyond this acceptor's trim point.
+    pub accepts_beyond_log: u64,
+    /// Elections not started because every ballot round is used up.
+    pub ballots_exhausted: u64,
+    /// Prepares, Accepts and Repeats not answered while rejoining without a vote.
+    pub votes_withheld: u64,
+    pub rejoins_completed: u64,
+    /// Failed syncs or unreadable values (the node stopped).
+    pub storage_failures: u64,
+    pub snapshot_chunks_sent: u64,
+    pub snapshot_chunks_received: u64,
+    /// Snapshots fetched from a peer completely.
+    pub snapshots_fetched: u64,
+    /// Snapshot transfers refused or restarted: too large, a bad digest, an inconsistent
+    /// chunk.
+    pub snapshot_chunks_rejected: u64,
 }

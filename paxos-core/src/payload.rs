@@ -26,6 +26,9 @@ pub trait ValueBuilder<P> {
     fn seal(&mut self) -> P;
     /// A payload for the no-op value.
     fn noop(&mut self) -> P;
+    /// A payload handle over bytes the caller already holds (snapshot chunks, values read
+    /// back from disk): no copy where the handle type can share them.
+    fn wrap(&mut self, bytes: Bytes) -> P;
 }
 
 /// Encoded size of a command record.
@@ -112,6 +115,9 @@ impl ValueBuilder<Bytes> for BytesBuilder {
     }
     fn noop(&mut self) -> Bytes {
         Bytes::new()
+    }
+    fn wrap(&mut self, bytes: Bytes) -> Bytes {
+        bytes
     }
 }
 

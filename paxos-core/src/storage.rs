@@ -1,16 +1,24 @@
 //! The acceptor's stable state and the durability contract.
 //!
 //! # Durability contract
-//! An acceptor's promise and its accepted values are the only state Paxos needs to survive a
-//! crash. The core writes them through [`Storage`] *before* it queues the reply that reveals
-//! them (a `Promise`, `Accepted`, `Nack` or `Learn`). A driver with real durable storage must
-//! make those writes stable before sending any message it drained after them:
+//! An acceptor's promise, its accepted values, its trim point and whether it may vote are
+//! the only state Paxos needs to survive a crash. The core writes them through [`Storage`]
+//! *before* it queues a message that reveals them, and **holds every such message back
+//! until a [`crate::Node::sync`] has made those writes stable**: `take_messages` hands out
+//! only messages that depend on nothing unsynced. So no driver can send a vote before it is
+//! durable; a driver only decides *when* to sync (after every input, once per poll for
+//! group commit, ...):
 //!
 //! ```text
-//! node.step(from, msg);               // may write to storage and queue replies
-//! if node.needs_sync() { node.sync()?; }   // fsync / flush / barrier
-//! node.take_messages(&mut out);       // only now may these leave the machine
+//! node.step(from, msg);            // may write to storage and queue replies
+//! node.take_messages(&mut out);    // what depends on nothing unsynced: send it now
+//! node.sync()?;                    // fsync / flush / barrier (a no-op when nothing is pending)
+//! node.take_messages(&mut out);    // the replies the sync released
 //! ```
+//! Which messages are held: everything queued while writes are unsynced, except the
+//! leader's `Accept`s and `Heartbeat`s, which reveal no acceptor state (the leader's ballot
+//! was made stable before its first `Prepare` left). A failed sync is sticky: the node
+//! refuses every further input and output, and the driver must stop it.
 //!
 //! Everything else (learner progress, leader state, batches) is volatile and rebuilt after a
 //! restart from the acceptors.
@@ -30,14 +38,24 @@ impl core::fmt::Display for StorageError {
 impl std::error::Error for StorageError {}
 
 /// Stable state of one acceptor.
+///
+/// Writes (`set_*`, `trim`) take effect at once for reads and become durable at the next
+/// successful `sync`. An implementation must keep them in order: after a crash it recovers a
+/// prefix of the writes that includes everything up to the last successful `sync`.
 pub trait Storage<P> {
     /// The highest ballot promised (`Ballot::NONE` initially). A proposer also records here
     /// each ballot it starts an election with (on any node, acceptor or not), so that after a
     /// restart it never uses a ballot again.
     fn promised(&self) -> Ballot;
     fn set_promised(&mut self, ballot: Ballot);
-    /// The accepted (ballot, value) for `slot`, if any and not trimmed.
-    fn accepted(&self, slot: Slot) -> Option<(Ballot, &P)>;
+    /// False while this acceptor is rejoining after it lost its state: it must not vote
+    /// (docs/protocol.md, "Rejoining after lost state"). Stable, so that a rejoining node
+    /// that restarts is still rejoining.
+    fn voting(&self) -> bool;
+    fn set_voting(&mut self, voting: bool);
+    /// The accepted (ballot, value) for `slot`, if any and not trimmed. An error (the value
+    /// could not be read back) stops the node: answering without it would be unsafe.
+    fn accepted(&self, slot: Slot) -> Result<Option<(Ballot, P)>, StorageError>;
     fn set_accepted(&mut self, slot: Slot, ballot: Ballot, value: P);
     /// Slots below `low()` have been forgotten.
     fn low(&self) -> Slot;
@@ -48,17 +66,20 @@ pub trait Storage<P> {
     /// Make every write so far stable. The in-memory store has nothing to do.
     fn sync(&mut self) -> Result<(), StorageError>;
     /// Accepted entries in [from, to), in slot order, appended to `out`.
-    fn accepted_range(&self, from: Slot, to: Slot, out: &mut Vec<SlotValue<P>>)
-    where
-        P: Clone,
-    {
+    fn accepted_range(
+        &self,
+        from: Slot,
+        to: Slot,
+        out: &mut Vec<SlotValue<P>>,
+    ) -> Result<(), StorageError> {
         let mut s = from.max(self.low());
         while s < to.min(self.high()) {
-            if let Some((b, v)) = self.accepted(s) {
-                out.push(SlotValue { slot: s, ballot: b, value: v.clone() });
+            if let Some((ballot, value)) = self.accepted(s)? {
+                out.push(SlotValue { slot: s, ballot, value });
             }
             s = s.next();
         }
+        Ok(())
     }
 }
 
@@ -67,6 +88,7 @@ pub trait Storage<P> {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct MemStorage<P> {
     promised: Ballot,
+    voting: bool,
     low: Slot,
     slots: VecDeque<Option<(Ballot, P)>>,
 }
@@ -75,24 +97,38 @@ impl<P> Default for MemStorage<P> {
     fn default() -> Self {
         // Grown on demand: the ring a `VecDeque` cycles through is then about as long as the
         // untrimmed log, not more, and stays warm in cache.
-        MemStorage { promised: Ballot::NONE, low: Slot::ZERO, slots: VecDeque::new() }
+        MemStorage { promised: Ballot::NONE, voting: true, low: Slot::ZERO, slots: VecDeque::new() }
     }
 }
 
-impl<P> Storage<P> for MemStorage<P> {
+impl<P> MemStorage<P> {
+    /// The empty state of a member that lost what it had (a wiped disk, or memory storage
+    /// after a restart): it rejoins without voting until that is safe again.
+    pub fn rejoining() -> Self {
+        MemStorage { voting: false, ..MemStorage::default() }
+    }
+}
+
+impl<P: Clone> Storage<P> for MemStorage<P> {
     fn promised(&self) -> Ballot {
         self.promised
     }
     fn set_promised(&mut self, ballot: Ballot) {
         self.promised = ballot;
     }
+    fn voting(&self) -> bool {
+        self.voting
+    }
+    fn set_voting(&mut self, voting: bool) {
+        self.voting = voting;
+    }
     #[inline]
-    fn accepted(&self, slot: Slot) -> Option<(Ballot, &P)> {
+    fn accepted(&self, slot: Slot) -> Result<Option<(Ballot, P)>, StorageError> {
         if slot < self.low {
-            return None;
+            return Ok(None);
         }
         let i = (slot.0 - self.low.0) as usize;
-        self.slots.get(i)?.as_ref().map(|(b, v)| (*b, v))
+        Ok(self.slots.get(i).and_then(|e| e.as_ref().map(|(b, v)| (*b, v.clone()))))
     }
     #[inline]
     fn set_accepted(&mut self, slot: Slot, ballot: Ballot, value: P) {
@@ -105,7 +141,8 @@ impl<P> Storage<P> for MemStorage<P> {
                 *e = Some((ballot, value));
             }
         } else {
-            // The usual case: the next slot. (A gap is filled with holes first.)
+            // The usual case: the next slot. (A gap is filled with holes first; the acceptor
+            // bounds gaps by its window, see `acceptor::on_accept`.)
             if i > self.slots.len() {
                 self.slots.resize_with(i, || None);
             }
@@ -142,12 +179,14 @@ mod tests {
         let b = Ballot::new(1, ReplicaId(0));
         s.set_accepted(Slot(2), b, b"x");
         assert_eq!(s.high(), Slot(3));
-        assert_eq!(s.accepted(Slot(2)), Some((b, &&b"x"[..])));
-        assert_eq!(s.accepted(Slot(1)), None);
+        assert_eq!(s.accepted(Slot(2)), Ok(Some((b, &b"x"[..]))));
+        assert_eq!(s.accepted(Slot(1)), Ok(None));
         s.trim(Slot(3));
         assert_eq!(s.low(), Slot(3));
-        assert_eq!(s.accepted(Slot(2)), None);
+        assert_eq!(s.accepted(Slot(2)), Ok(None));
         s.set_accepted(Slot(1), b, b"y"); // below low: ignored
-        assert_eq!(s.accepted(Slot(1)), None);
+        assert_eq!(s.accepted(Slot(1)), Ok(None));
+        assert!(s.voting());
+        assert!(!MemStorage::<&'static [u8]>::rejoining().voting());
     }
 }

@@ -354,6 +354,10 @@ impl ValueBuilder<DpdkBuf> for DpdkValueBuilder {
     fn noop(&mut self) -> DpdkBuf {
         DpdkBuf::Heap(self.0.noop())
     }
+    #[inline]
+    fn wrap(&mut self, bytes: Bytes) -> DpdkBuf {
+        DpdkBuf::Heap(bytes)
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,10 @@
 //! - **In-order delivery** per learner incarnation: slots are consecutive from where the
 //!   incarnation started (0, or the end of the snapshot it installed).
 //! - **Snapshots**: an installed state equals the global log's prefix (compared by hash).
+//! - **Trim** (checked by the simulation): no heartbeat carries a trim point beyond what a
+//!   majority of learners ever checkpointed.
+//! - **Promises** (checked by the simulation): a node's durable promise never goes down
+//!   (except when its disk is wiped).
 
 use crate::command::{self, CommandId};
 use crate::trace::{fnv, Fnv};
@@ -56,6 +60,13 @@ pub enum Violation {
         was: String,
         now: String,
     },
+    /// A leader announced a trim point beyond what a majority of learners ever made
+    /// durable: losing the rest could lose chosen slots for good.
+    TrimBeyondDurable {
+        node: u16,
+        trim: u64,
+        durable: u64,
+    },
 }
 
 impl fmt::Display for Violation {
@@ -81,6 +92,10 @@ impl fmt::Display for Violation {
             Violation::PromiseRegressed { node, was, now } => {
                 write!(f, "PROMISE of n{node} went down from {was} to {now}")
             }
+            Violation::TrimBeyondDurable { node, trim, durable } => write!(
+                f,
+                "TRIM by n{node} at s{trim}, beyond s{durable}, where a majority of learners have durable state"
+            ),
         }
     }
 }

@@ -31,11 +31,13 @@ pub mod network;
 pub mod options;
 pub mod rng;
 pub mod sim;
+pub mod storage;
 pub mod swarm;
 pub mod trace;
 
 pub use checker::{AppState, Violation};
-pub use options::{FaultLevel, FaultMix, FlushMode, Options, SimConfig};
-pub use sim::{Failure, FailureKind, Outcome, SimStats, Simulation};
+pub use options::{FaultLevel, FaultMix, FlushMode, Options, SimConfig, SyncMode};
+pub use sim::{Failure, FailureKind, Outcome, SimNode, SimStats, Simulation};
+pub use storage::SimStorage;
 pub use swarm::{run_seeds, Progress, Summary};
 pub use trace::STEPS_PER_TICK;

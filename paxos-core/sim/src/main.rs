@@ -3,8 +3,12 @@
 //! ```text
 //! paxos-sim [--seeds N] [--start S] [--seed S] [--nodes N] [--q1 Q] [--q2 Q]
 //!           [--faults none|light|heavy|swarm|crash|churn] [--ticks T] [--liveness-ticks T]
-//!           [--clients K] [--threads J] [--bug forget-promise|ignore-accepted] [--keep-going]
-//!           [--replicas-only]
+//!           [--clients K] [--threads J] [--bug NAME] [--keep-going] [--replicas-only]
+//!           [--sync every|lazy:PPM] [--wipe-ppm PPM]
+//! ```
+//! Bugs (`--bug`, repeatable): forget-promise, ignore-accepted, adopt-lowest,
+//! accept-not-synced, trim-at-max, rejoin-votes-at-once.
+//! ```text
 //! ```
 //! `--seeds N` runs seeds start..start+N (a progress line a second to stderr) and stops at the
 //! first failure unless `--keep-going`; `--seed S` runs one seed and prints its full trace.
@@ -12,7 +16,7 @@
 
 use paxos_core::Bugs;
 use paxos_sim::swarm::default_threads;
-use paxos_sim::{run_seeds, FaultLevel, Options, Progress, SimConfig, Simulation};
+use paxos_sim::{run_seeds, FaultLevel, Options, Progress, SimConfig, Simulation, SyncMode};
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -28,8 +32,10 @@ macro_rules! say {
 const USAGE: &str =
     "usage: paxos-sim [--seeds N] [--start S] [--seed S] [--nodes N] [--q1 Q] [--q2 Q]
                  [--faults none|light|heavy|swarm|crash|churn] [--ticks T] [--liveness-ticks T]
-                 [--clients K] [--threads J] [--bug forget-promise|ignore-accepted] [--keep-going]
-                 [--replicas-only]";
+                 [--clients K] [--threads J] [--bug NAME] [--keep-going] [--replicas-only]
+                 [--sync every|lazy:PPM] [--wipe-ppm PPM]
+bugs: forget-promise ignore-accepted adopt-lowest accept-not-synced trim-at-max
+      rejoin-votes-at-once";
 
 struct Args {
     opts: Options,
@@ -86,8 +92,26 @@ fn parse() -> Result<Args, String> {
                 "ignore-accepted" => {
                     a.opts.bugs = Bugs { leader_ignores_accepted: true, ..a.opts.bugs }
                 }
+                "adopt-lowest" => a.opts.bugs = Bugs { leader_adopts_lowest: true, ..a.opts.bugs },
+                "accept-not-synced" => {
+                    a.opts.bugs = Bugs { accept_not_synced: true, ..a.opts.bugs }
+                }
+                "trim-at-max" => a.opts.bugs = Bugs { trim_at_max_applied: true, ..a.opts.bugs },
+                "rejoin-votes-at-once" => {
+                    a.opts.bugs = Bugs { rejoin_votes_at_once: true, ..a.opts.bugs }
+                }
                 _ => return Err(format!("--bug: unknown bug {val}")),
             },
+            "--sync" => {
+                a.opts.sync = Some(match val.as_str() {
+                    "every" => SyncMode::EveryInput,
+                    v => match v.strip_prefix("lazy:").map(str::parse::<u32>) {
+                        Some(Ok(ppm)) if ppm <= 1_000_000 => SyncMode::Lazy(ppm),
+                        _ => return Err(format!("--sync: every or lazy:PPM, not {val}")),
+                    },
+                })
+            }
+            "--wipe-ppm" => a.opts.wipe_ppm = Some(num()?.min(1_000_000) as u32),
             _ => return Err(format!("unknown flag {flag}")),
         }
     }

@@ -74,6 +74,14 @@ pub struct FaultMix {
     pub partition_ppm: u32,
     pub partition_ticks_min: u32,
     pub partition_ticks_max: u32,
+    /// Per crash: the disk is wiped too (the node restarts with no acceptor state and no
+    /// application checkpoint, and must rejoin before it votes). Only where it is
+    /// survivable: one member at a time, q2 >= 2, q1 below the acceptor count, and another
+    /// learner's checkpoint covering the trimmed log.
+    pub wipe_ppm: u32,
+    /// Per sync: it fails (the node stops; what is durable is the synced state plus a
+    /// prefix of the rest, as after a crash).
+    pub sync_fail_ppm: u32,
 }
 
 impl FaultMix {
@@ -95,6 +103,8 @@ impl FaultMix {
             partition_ppm: 0,
             partition_ticks_min: 0,
             partition_ticks_max: 0,
+            wipe_ppm: 0,
+            sync_fail_ppm: 0,
         }
     }
 
@@ -115,6 +125,8 @@ impl FaultMix {
             partition_ppm: 5_000,
             partition_ticks_min: 10,
             partition_ticks_max: 60,
+            wipe_ppm: 50_000,
+            sync_fail_ppm: 200,
         }
     }
 
@@ -135,6 +147,8 @@ impl FaultMix {
             partition_ppm: 20_000,
             partition_ticks_min: 5,
             partition_ticks_max: 80,
+            wipe_ppm: 200_000,
+            sync_fail_ppm: 2_000,
         }
     }
 
@@ -144,6 +158,8 @@ impl FaultMix {
             down_ticks_min: 2,
             down_ticks_max: 50,
             max_down: n,
+            wipe_ppm: 150_000,
+            sync_fail_ppm: 1_000,
             ..FaultMix::none()
         }
     }
@@ -165,6 +181,8 @@ impl FaultMix {
             partition_ppm: 60_000,
             partition_ticks_min: 5,
             partition_ticks_max: 40,
+            wipe_ppm: 0,
+            sync_fail_ppm: 0,
         }
     }
 
@@ -208,6 +226,20 @@ impl FaultMix {
         m
     }
 
+    /// The disk faults of a swarm seed, from a stream of their own (so that adding them left
+    /// every earlier draw, hence every recorded regression seed's configuration, as it was).
+    fn swarm_disk(&mut self, seed: u64) {
+        let mut rng = Rng::new(seed ^ 0xD15C_FA17_0000_0003);
+        let (l, h) = (FaultMix::light(3), FaultMix::heavy(3));
+        if self.crash_ppm > 0 && rng.chance(500_000) {
+            self.wipe_ppm = rng.range(u64::from(l.wipe_ppm), u64::from(h.wipe_ppm)) as u32;
+        }
+        if rng.chance(250_000) {
+            self.sync_fail_ppm =
+                rng.range(u64::from(l.sync_fail_ppm), u64::from(h.sync_fail_ppm)) as u32;
+        }
+    }
+
     pub fn for_level(level: FaultLevel, n: usize, rng: &mut Rng) -> FaultMix {
         match level {
             FaultLevel::None => FaultMix::none(),
@@ -218,6 +250,17 @@ impl FaultMix {
             FaultLevel::Churn => FaultMix::churn(n),
         }
     }
+}
+
+/// When the simulated driver syncs a node's storage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncMode {
+    /// After every input, before anything else happens (nothing is ever pending at a crash).
+    EveryInput,
+    /// After an input with this probability (ppm), and always after the node's tick: writes
+    /// and the replies held for them wait meanwhile, and a crash loses what is pending (a
+    /// group-committing driver).
+    Lazy(u32),
 }
 
 /// When the simulated application calls `Node::flush`.
@@ -251,6 +294,10 @@ pub struct Options {
     /// non-empty subset of the roles (acceptor-only, learner-only, ... members) instead of
     /// all three; quorums are then drawn over the acceptors.
     pub mixed_roles: bool,
+    /// `None`: drawn per seed (half the seeds sync lazily).
+    pub sync: Option<SyncMode>,
+    /// Force disk wipes on crashes at this rate (ppm of crashes), whatever the level says.
+    pub wipe_ppm: Option<u32>,
     pub bugs: Bugs,
     /// Trace lines kept for a failure report.
     pub trace_ring_len: usize,
@@ -272,6 +319,8 @@ impl Default for Options {
             liveness_ticks_max: 800,
             clients: None,
             mixed_roles: true,
+            sync: None,
+            wipe_ppm: None,
             bugs: Bugs::default(),
             trace_ring_len: 2000,
             print_trace: false,
@@ -308,6 +357,26 @@ impl Options {
         if self.bugs.leader_ignores_accepted {
             s += " --bug ignore-accepted";
         }
+        if self.bugs.leader_adopts_lowest {
+            s += " --bug adopt-lowest";
+        }
+        if self.bugs.accept_not_synced {
+            s += " --bug accept-not-synced";
+        }
+        if self.bugs.trim_at_max_applied {
+            s += " --bug trim-at-max";
+        }
+        if self.bugs.rejoin_votes_at_once {
+            s += " --bug rejoin-votes-at-once";
+        }
+        match self.sync {
+            Some(SyncMode::EveryInput) => s += " --sync every",
+            Some(SyncMode::Lazy(ppm)) => s += &format!(" --sync lazy:{ppm}"),
+            None => {}
+        }
+        if let Some(w) = self.wipe_ppm {
+            s += &format!(" --wipe-ppm {w}");
+        }
         s
     }
 }
@@ -326,6 +395,13 @@ pub struct SimConfig {
     /// Pause between a client's requests: uniform in [0, think_ticks_max].
     pub think_ticks_max: u64,
     pub flush: FlushMode,
+    pub sync: SyncMode,
+    /// The application makes its state durable (a checkpoint, reported to the node with
+    /// `set_applied`) every this many ticks.
+    pub checkpoint_every_ticks: u64,
+    /// Snapshots served to peers carry up to this many bytes of padding (so that transfers
+    /// take several chunks).
+    pub snapshot_pad_max: usize,
     pub fault_ticks: u64,
     pub liveness_ticks_max: u64,
     pub bugs: Bugs,
@@ -386,7 +462,9 @@ impl SimConfig {
         core.window = rng.pick(&[1u32, 2, 3, 8, 16, 64]);
         core.batch_max_commands = rng.pick(&[1u32, 2, 8, 32]);
         core.max_message_bytes = rng.pick(&[400u32, 1400, 1400]);
-        core.batch_max_bytes = rng.pick(&[300u32, 1024]).min(core.max_message_bytes - 64);
+        core.batch_max_bytes = rng
+            .pick(&[300u32, 1024])
+            .min(core.max_message_bytes - paxos_core::config::ACCEPT_OVERHEAD_BYTES);
         core.batch_delay_ticks = rng.range(0, 3) as u32;
         core.heartbeat_ticks = rng.range(1, 3) as u32;
         core.election_timeout_min_ticks = core.heartbeat_ticks * 3 + rng.range(0, 8) as u32;
@@ -397,7 +475,24 @@ impl SimConfig {
         // Drawn from its own stream so that adding it left every other draw (and so every
         // recorded regression seed) as it was.
         core.accepted_to_learners = Rng::new(seed ^ 0xACCE_97ED_0000_0002).chance(500_000);
-        let faults = FaultMix::for_level(opts.faults, usize::from(n), &mut rng);
+        let mut faults = FaultMix::for_level(opts.faults, usize::from(n), &mut rng);
+        if opts.faults == FaultLevel::Swarm {
+            faults.swarm_disk(seed);
+        }
+        if let Some(w) = opts.wipe_ppm {
+            faults.wipe_ppm = w;
+        }
+        // Drawn from a stream of its own, like `accepted_to_learners`.
+        let mut disk = Rng::new(seed ^ 0x5E1F_D15C_0000_0004);
+        let sync = opts.sync.unwrap_or_else(|| {
+            if disk.chance(500_000) {
+                SyncMode::EveryInput
+            } else {
+                SyncMode::Lazy(disk.range(0, 700_000) as u32)
+            }
+        });
+        let checkpoint_every_ticks = disk.pick(&[1u64, 1, 3, 10, 30]);
+        let snapshot_pad_max = disk.pick(&[0usize, 100, 3000]);
         let flush = match rng.below(3) {
             0 => FlushMode::EveryEvent,
             1 => FlushMode::TickOnly,
@@ -412,6 +507,9 @@ impl SimConfig {
             core,
             faults,
             flush,
+            sync,
+            checkpoint_every_ticks,
+            snapshot_pad_max,
             fault_ticks: opts.fault_ticks,
             liveness_ticks_max: opts.liveness_ticks_max,
             bugs: opts.bugs,
@@ -430,7 +528,7 @@ impl fmt::Display for SimConfig {
         let c = &self.core;
         writeln!(
             f,
-            "seed={} n={} roles=[{}] q1={} q2={} clients={} pad_max={} flush={:?} fault_ticks={} liveness_ticks_max={} bugs={:?}",
+            "seed={} n={} roles=[{}] q1={} q2={} clients={} pad_max={} flush={:?} sync={:?} checkpoint_every={} snapshot_pad_max={} fault_ticks={} liveness_ticks_max={} bugs={:?}",
             self.seed,
             self.nodes(),
             c.members
@@ -452,6 +550,9 @@ impl fmt::Display for SimConfig {
             self.clients,
             self.command_pad_max,
             self.flush,
+            self.sync,
+            self.checkpoint_every_ticks,
+            self.snapshot_pad_max,
             self.fault_ticks,
             self.liveness_ticks_max,
             self.bugs

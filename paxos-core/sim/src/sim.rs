@@ -8,12 +8,17 @@
 //! act at random steps. A paused node neither ticks nor handles messages (they wait for it)
 //! but keeps all its state: a leader frozen by a long GC pause wakes up still leading.
 //!
-//! ## Driving a node (the durability contract)
+//! ## Driving a node (the durability contract) and what disks do
 //! After every input (`step`, `tick`, `propose`, `flush`, `snapshot_installed`) the driver
-//! calls `sync()` and only then takes the node's messages, so a crash (which happens between
-//! inputs) never loses a write that a sent message revealed. Messages a node sends to itself
-//! are delivered back at once, never lost. A crash keeps only `into_storage()`; a restart
-//! builds a fresh `Node` from it, whose learner starts again at slot 0.
+//! takes the node's messages; the core hands out only those that depend on nothing
+//! unsynced. Then it syncs, either at once (`SyncMode::EveryInput`) or lazily
+//! (`SyncMode::Lazy`: with some probability per input and always after the node's tick, as
+//! a group-committing driver does), and sends what the sync released. Messages a node sends
+//! to itself are delivered back at once, never lost. Storage is a [`SimStorage`]: a crash
+//! keeps the synced state plus a random prefix of the writes since (a torn tail); a sync may
+//! fail (the node stops as if it crashed); a crash may wipe the disk (the node restarts
+//! empty and must rejoin before it votes). A restart builds a fresh `Node` from what
+//! survived, whose learner starts again at slot 0 or at its application checkpoint.
 //!
 //! ## Clients
 //! Each client has at most one request outstanding. It proposes to the node it believes leads
@@ -23,42 +28,49 @@
 //!
 //! ## Application state and snapshots
 //! A learner's application state is its applied prefix of the log (kept as a slot count and
-//! a hash chain, checked against the global chosen log). The application also keeps a
-//! durable checkpoint of that state, written before every tick — hence before the learner
-//! can report a slot applied, which is what lets the leader trim the log. (Trim assumes the
-//! applied prefix survives somewhere; without the checkpoint, crashing every learner after a
-//! trim loses the log for good.) A restarted node either starts its application empty (the
-//! learner begins again at slot 0) or restores its checkpoint and calls
-//! `snapshot_installed`, each with probability 1/2.
+//! a hash chain, checked against the global chosen log). Every `checkpoint_every_ticks` the
+//! application makes it durable (a checkpoint, lost only with a wiped disk) and reports the
+//! checkpoint's slot with `Node::set_applied`: the leader trims the log only where a
+//! majority of learners have checkpoints (checked: no heartbeat may carry a trim point
+//! beyond what a majority of learners ever checkpointed). A restarted node either starts
+//! its application empty (the learner begins again at slot 0) or restores its checkpoint and
+//! calls `snapshot_installed`, each with probability 1/2.
 //!
-//! On `Event::SnapshotNeeded { low }` the application copies the state of the live learner
-//! that has applied the most, if that covers `low`, else restores its own checkpoint if that
-//! does, and calls `snapshot_installed`.
+//! Snapshots travel through the simulated network as the core sends them (chunks subject to
+//! loss, delay and partitions): on `Event::SnapshotWanted` a learner offers its current
+//! state (with padding, so that a transfer takes several chunks); on `Event::SnapshotReady`
+//! the receiving application checks it against the chosen log, installs it and calls
+//! `snapshot_installed`.
 //!
 //! ## Phases
 //! A fault phase of `fault_ticks`, then a liveness phase: faults stop, episodes heal, every
 //! crashed node restarts, clients stop issuing new requests, and every request issued must be
-//! delivered at every live learner within `liveness_ticks_max` ticks.
+//! delivered at every live learner within `liveness_ticks_max` ticks plus a quarter tick per
+//! slot the furthest-behind learner has to catch up.
 
 use crate::checker::{AppState, Checker, FirstChosen, Violation};
 use crate::command::CommandId;
 use crate::network::{InFlight, LinkParams, Network};
-use crate::options::{FaultMix, FlushMode, Options, SimConfig};
+use crate::options::{FaultMix, FlushMode, Options, SimConfig, SyncMode};
 use crate::rng::Rng;
+use crate::storage::SimStorage;
 use crate::trace::{
     fnv, MsgSummary, NetChange, NodeIx, ProposeOutcome, Trace, TraceEvent, STEPS_PER_TICK,
 };
 use bytes::Bytes;
 use core::fmt;
 use paxos_core::{
-    Ballot, BytesBuilder, Decided, Event, MemNode, MemStorage, Message, Outgoing, ProposeError,
-    ReplicaId, Slot, Storage,
+    Ballot, BytesBuilder, Decided, Event, Message, Node, Outgoing, ProposeError, ReplicaId, Slot,
+    Storage,
 };
 use std::collections::VecDeque;
 
+/// The simulator's node: the real core over `Bytes`, with a disk that fails.
+pub type SimNode = Node<Bytes, SimStorage, BytesBuilder>;
+
 enum NodeSlot {
-    Up(Box<MemNode>),
-    Down(MemStorage<Bytes>),
+    Up(Box<SimNode>),
+    Down(SimStorage),
     /// Transient, while moving between the two.
     Moving,
 }
@@ -99,6 +111,14 @@ pub struct SimStats {
     pub snapshots_from_peers: u64,
     pub checkpoint_restores: u64,
     pub snapshots_needed: u64,
+    /// Snapshots a learner offered to a peer that asked.
+    pub snapshots_offered: u64,
+    /// Disks wiped at a crash, members that rejoined after one, syncs that failed, and
+    /// pending writes a crash lost.
+    pub wipes: u64,
+    pub rejoins: u64,
+    pub sync_failures: u64,
+    pub writes_lost: u64,
     pub slots_chosen: u64,
     pub requests_issued: u64,
     pub requests_done: u64,
@@ -185,8 +205,12 @@ pub struct Simulation {
     paused_until: Vec<u64>,
     incarnation: Vec<u32>,
     apps: Vec<AppState>,
-    /// Each node's durable application checkpoint (survives crashes).
+    /// Each node's durable application checkpoint (survives crashes, not wipes).
     checkpoints: Vec<AppState>,
+    /// The highest checkpoint each node ever had (before any wipe): what trim may rely on.
+    max_checkpoint: Vec<u64>,
+    /// Down with a wiped disk.
+    wiped: Vec<bool>,
     /// The highest promise each node's storage has shown (it must never go down).
     promised: Vec<Ballot>,
     snapshot_wanted: Vec<Option<u64>>,
@@ -196,6 +220,8 @@ pub struct Simulation {
     clients: Vec<Client>,
     issuing: bool,
     next_pid: u64,
+    /// The liveness phase's bound, once it started.
+    liveness_bound: u64,
     checker: Checker,
     trace: Trace,
     stats: SimStats,
@@ -227,10 +253,10 @@ impl Simulation {
         let mut rng = Rng::new(cfg.seed ^ 0xA5A5_5A5A_0F0F_F0F0);
         let mut nodes = Vec::with_capacity(n);
         for i in 0..n {
-            let mut node = MemNode::new(
+            let mut node = SimNode::new(
                 cfg.core.clone(),
                 ReplicaId(i as u16),
-                MemStorage::default(),
+                SimStorage::default(),
                 BytesBuilder::default(),
                 rng.next_u64(),
             )
@@ -258,12 +284,15 @@ impl Simulation {
             incarnation: vec![0; n],
             apps: vec![AppState::default(); n],
             checkpoints: vec![AppState::default(); n],
+            max_checkpoint: vec![0; n],
+            wiped: vec![false; n],
             promised: vec![Ballot::NONE; n],
             snapshot_wanted: vec![None; n],
             liveness_exempt: vec![false; n],
             clients,
             issuing: true,
             next_pid: 0,
+            liveness_bound: 0,
             stats: SimStats::default(),
             failure: None,
             out: Vec::with_capacity(256),
@@ -320,7 +349,7 @@ impl Simulation {
         &mut self.net
     }
     /// The node, if it is up.
-    pub fn node(&self, i: usize) -> Option<&MemNode> {
+    pub fn node(&self, i: usize) -> Option<&SimNode> {
         match &self.nodes[i] {
             NodeSlot::Up(n) => Some(n),
             _ => None,
@@ -381,18 +410,79 @@ impl Simulation {
 
     // ---------------------------------------------------------------- crash / restart
 
-    /// Crashes node `i`: only its stable storage survives.
+    /// Crashes node `i`: only its stable storage survives (the synced state plus a random
+    /// prefix of the writes since).
     pub fn crash(&mut self, i: usize) {
+        self.crash_with(i, false);
+    }
+
+    /// Crashes node `i`; `wipe`: its disk is lost too (acceptor state and checkpoint).
+    pub fn crash_with(&mut self, i: usize, wipe: bool) {
         let NodeSlot::Up(node) = core::mem::replace(&mut self.nodes[i], NodeSlot::Moving) else {
             return;
         };
-        // The driver syncs after every input, so nothing is pending at a crash.
-        debug_assert!(!node.needs_sync());
-        self.nodes[i] = NodeSlot::Down(node.into_storage());
+        let storage = node.into_storage();
+        let pending = storage.pending_len();
+        let keep = self.rng.below(pending as u64 + 1) as usize;
+        self.stats.writes_lost += (pending - keep) as u64;
+        let storage = if wipe {
+            self.stats.wipes += 1;
+            self.wiped[i] = true;
+            self.checkpoints[i] = AppState::default();
+            SimStorage::wiped()
+        } else {
+            storage.after_crash(keep)
+        };
+        self.nodes[i] = NodeSlot::Down(storage);
         self.snapshot_wanted[i] = None;
         self.paused_until[i] = 0;
         self.stats.crashes += 1;
-        self.record(TraceEvent::Crash { node: i as NodeIx });
+        self.record(TraceEvent::Crash { node: i as NodeIx, lost: (pending - keep) as u32, wipe });
+    }
+
+    /// Whether wiping node `i`'s disk now is survivable: the configuration lets a member
+    /// rejoin (q2 >= 2, so another acceptor holds every value it helped choose; q1 and q2
+    /// below the acceptor count, so the others elect leaders and choose values without it,
+    /// and the log can pass the point it waits for), nobody else is wiped or
+    /// rejoining (two rejoining members wait for each other), and another learner's
+    /// checkpoint covers every slot any acceptor trimmed.
+    fn wipe_allowed(&self, i: usize) -> bool {
+        let c = &self.cfg.core;
+        let n = c.acceptor_count();
+        if c.phase2_quorum < 2 || c.phase1_quorum >= n || c.phase2_quorum >= n {
+            return false;
+        }
+        // Rejoining, or rejoined without having made it durable yet.
+        let rejoining = |slot: &NodeSlot| match slot {
+            NodeSlot::Up(n) => !n.is_voting() || !n.storage().durable_voting(),
+            NodeSlot::Down(s) => !s.voting(),
+            NodeSlot::Moving => true,
+        };
+        if self.wiped.iter().any(|w| *w) || self.nodes.iter().any(rejoining) {
+            return false;
+        }
+        let trimmed = (0..self.nodes.len())
+            .filter_map(|j| match &self.nodes[j] {
+                NodeSlot::Up(n) => Some(n.storage().low().0),
+                NodeSlot::Down(s) => Some(s.low().0),
+                NodeSlot::Moving => None,
+            })
+            .max()
+            .unwrap_or(0);
+        (0..self.nodes.len())
+            .any(|j| j != i && c.members[j].roles.learner && self.checkpoints[j].next >= trimmed)
+    }
+
+    /// The highest trim point a leader may announce: a majority of learners ever had a
+    /// checkpoint there.
+    fn trim_bound(&self) -> u64 {
+        let mut cps: Vec<u64> = (0..self.nodes.len())
+            .filter(|&j| self.cfg.core.members[j].roles.learner)
+            .map(|j| self.max_checkpoint[j])
+            .collect();
+        cps.sort_unstable();
+        let n = cps.len();
+        n.checked_sub(n / 2 + 1).and_then(|k| cps.get(k).copied()).unwrap_or(0)
     }
 
     /// Restarts node `i` from its storage: a new incarnation with empty volatile state. Its
@@ -409,7 +499,12 @@ impl Simulation {
         else {
             return;
         };
-        let mut node = MemNode::new(
+        if self.wiped[i] {
+            // Its promise starts over: the rejoin protocol, not the disk, keeps it safe.
+            self.promised[i] = Ballot::NONE;
+            self.wiped[i] = false;
+        }
+        let mut node = SimNode::new(
             self.cfg.core.clone(),
             ReplicaId(i as u16),
             storage,
@@ -428,7 +523,10 @@ impl Simulation {
         if restore && cp.next > 0 {
             self.install(i, i, cp);
         }
-        self.drain(i);
+        if let NodeSlot::Up(node) = &mut self.nodes[i] {
+            node.set_applied(Slot(cp.next));
+        }
+        self.drain(i, false);
     }
 
     // ---------------------------------------------------------------- the main loop
@@ -461,7 +559,16 @@ impl Simulation {
             }
         }
         self.take_failure()?;
-        for t in 0..self.cfg.liveness_ticks_max {
+        // The bound grows with how far the furthest-behind learner has to catch up (it
+        // gains at least about four slots a tick: a learner buffer per round trip, or a
+        // snapshot).
+        let behind = (0..self.nodes.len())
+            .filter(|&i| self.cfg.core.members[i].roles.learner && !self.liveness_exempt[i])
+            .map(|i| self.checker.chosen_len().saturating_sub(self.apps[i].next))
+            .max()
+            .unwrap_or(0);
+        self.liveness_bound = self.cfg.liveness_ticks_max + behind / 4;
+        for t in 0..self.liveness_bound {
             if self.converged() {
                 self.stats.liveness_ticks = t;
                 return Ok(t);
@@ -470,8 +577,8 @@ impl Simulation {
             self.take_failure()?;
         }
         if self.converged() {
-            self.stats.liveness_ticks = self.cfg.liveness_ticks_max;
-            return Ok(self.cfg.liveness_ticks_max);
+            self.stats.liveness_ticks = self.liveness_bound;
+            return Ok(self.liveness_bound);
         }
         let why = self.liveness_gap();
         self.fail(FailureKind::Liveness(why));
@@ -503,18 +610,21 @@ impl Simulation {
         let learners: Vec<String> = (0..self.nodes.len())
             .map(|i| match self.node(i) {
                 Some(n) => format!(
-                    "n{i}: applied={} leader={:?} hint={:?} commit={}",
+                    "n{i}: applied={} leader={:?} hint={:?} commit={} voting={} low={} high={}",
                     self.apps[i].next,
                     n.leader_ballot().map(|b| b.to_string()),
                     n.leader_hint().map(|h| h.0),
-                    n.commit_point()
+                    n.commit_point(),
+                    n.is_voting(),
+                    n.storage().low(),
+                    n.storage().high()
                 ),
                 None => format!("n{i}: down"),
             })
             .collect();
         format!(
             "not converged within {} ticks: outstanding requests [{}]; every learner must reach {:?}; chosen log has {} slots; {}",
-            self.cfg.liveness_ticks_max,
+            self.liveness_bound,
             pending.join(" "),
             need,
             self.checker.chosen_len(),
@@ -547,16 +657,20 @@ impl Simulation {
                 continue;
             }
             if let NodeSlot::Up(node) = &mut self.nodes[i] {
-                // Checkpoint before the tick, which may report the applied slot to the leader.
-                if self.apps[i].next > self.checkpoints[i].next {
+                // The application's checkpoint, made durable now and then, is what the
+                // learner reports (the leader trims only where a majority have one).
+                if tick.is_multiple_of(self.cfg.checkpoint_every_ticks)
+                    && self.apps[i].next > self.checkpoints[i].next
+                {
                     self.checkpoints[i] = self.apps[i];
+                    self.max_checkpoint[i] = self.max_checkpoint[i].max(self.apps[i].next);
                 }
+                node.set_applied(Slot(self.checkpoints[i].next));
                 node.tick();
-                self.drain(i);
+                self.drain(i, true);
             }
         }
         self.order = order;
-        self.try_snapshots();
         self.client_timeouts();
         for _ in 0..STEPS_PER_TICK {
             while let Some(m) = self.net.pop_due(self.step) {
@@ -587,7 +701,9 @@ impl Simulation {
             for i in 0..n {
                 let down = self.nodes.iter().filter(|s| !matches!(s, NodeSlot::Up(_))).count();
                 if self.is_up(i) && down < f.max_down && self.rng.chance(f.crash_ppm) {
-                    self.crash(i);
+                    let wipe =
+                        f.wipe_ppm > 0 && self.rng.chance(f.wipe_ppm) && self.wipe_allowed(i);
+                    self.crash_with(i, wipe);
                     let ticks =
                         self.rng.range(u64::from(f.down_ticks_min), u64::from(f.down_ticks_max));
                     self.restart_at[i] = Some(tick + ticks.max(1));
@@ -637,7 +753,7 @@ impl Simulation {
         node.step(ReplicaId(from), msg);
         self.trace.record(self.step, TraceEvent::Deliver { from, to, msg: summary });
         self.maybe_flush(t);
-        self.drain(t);
+        self.drain(t, false);
     }
 
     /// Applies the seed's flush mode after an event at node `i`.
@@ -655,21 +771,14 @@ impl Simulation {
         }
     }
 
-    /// Syncs node `i`, then hands out everything it produced: messages to the network (its
-    /// own back to itself), deliveries to the checker, events to the application. Repeats
-    /// until the node is quiet.
-    fn drain(&mut self, i: usize) {
+    /// Hands out everything node `i` produced: messages to the network (its own back to
+    /// itself), deliveries to the checker, events to the application; syncs when only
+    /// messages held for unsynced writes are left (always if `force`, else as the seed's
+    /// `SyncMode` says) and hands out what that released. Repeats until the node is quiet.
+    fn drain(&mut self, i: usize, force_sync: bool) {
         let id = i as NodeIx;
         loop {
             let NodeSlot::Up(node) = &mut self.nodes[i] else { return };
-            node.sync().expect("MemStorage::sync cannot fail");
-            let promised = node.storage().promised();
-            if promised < self.promised[i] {
-                let (was, now) = (self.promised[i].to_string(), promised.to_string());
-                self.fail(FailureKind::Safety(Violation::PromiseRegressed { node: id, was, now }));
-                return;
-            }
-            self.promised[i] = promised;
             node.take_messages(&mut self.out);
             node.take_decided(&mut self.decided);
             node.take_events(&mut self.events);
@@ -687,12 +796,40 @@ impl Simulation {
                 }
                 self.events = events;
             }
-            if self.out.is_empty() || self.failure.is_some() {
+            if self.failure.is_some() {
                 return;
             }
+            if self.out.is_empty() {
+                let NodeSlot::Up(node) = &mut self.nodes[i] else { return };
+                if !node.needs_sync() && !node.has_held_messages() {
+                    return;
+                }
+                let now = force_sync
+                    || match self.cfg.sync {
+                        SyncMode::EveryInput => true,
+                        SyncMode::Lazy(ppm) => self.rng.chance(ppm),
+                    };
+                if !now {
+                    return;
+                }
+                if !self.sync(i) {
+                    return;
+                }
+                continue;
+            }
+            let bound = self.trim_bound();
             let mut out = core::mem::take(&mut self.out);
             for o in out.drain(..) {
                 self.stats.messages_sent += 1;
+                if let Message::Heartbeat { trim, .. } = &o.msg {
+                    if trim.0 > bound {
+                        self.fail(FailureKind::Safety(Violation::TrimBeyondDurable {
+                            node: id,
+                            trim: trim.0,
+                            durable: bound,
+                        }));
+                    }
+                }
                 if o.to.0 == id {
                     self.self_q.push_back(o.msg);
                 } else {
@@ -708,6 +845,35 @@ impl Simulation {
                 node.step(ReplicaId(id), msg);
             }
         }
+    }
+
+    /// Syncs node `i` (which may fail, as the fault mix says: the node then stops and is
+    /// crashed). Checks that its durable promise never went down. Returns whether it is
+    /// still up.
+    fn sync(&mut self, i: usize) -> bool {
+        let id = i as NodeIx;
+        let fail_ppm = if self.phase == Phase::Faults { self.cfg.faults.sync_fail_ppm } else { 0 };
+        let fail = self.rng.chance(fail_ppm);
+        let NodeSlot::Up(node) = &mut self.nodes[i] else { return false };
+        if fail {
+            node.storage_mut().fail_next_sync();
+        }
+        if node.sync().is_err() {
+            self.stats.sync_failures += 1;
+            self.record(TraceEvent::SyncFailed { node: id });
+            self.crash(i);
+            let ticks = self.rng.range(1, 20);
+            self.restart_at[i] = Some(self.now_ticks() + ticks);
+            return false;
+        }
+        let promised = node.storage().durable_promised();
+        if promised < self.promised[i] {
+            let (was, now) = (self.promised[i].to_string(), promised.to_string());
+            self.fail(FailureKind::Safety(Violation::PromiseRegressed { node: id, was, now }));
+            return false;
+        }
+        self.promised[i] = promised;
+        true
     }
 
     fn on_decided(&mut self, i: usize, d: Decided<Bytes>) {
@@ -755,40 +921,70 @@ impl Simulation {
             Event::SnapshotNeeded { low } => {
                 self.stats.snapshots_needed += 1;
                 self.snapshot_wanted[i] = Some(self.snapshot_wanted[i].unwrap_or(0).max(low.0));
-                TraceEvent::SnapshotNeeded { node, low: low.0 }
+                self.record(TraceEvent::SnapshotNeeded { node, low: low.0 });
+                // Its own checkpoint, if it is further (a real application would reload it
+                // from disk): it may cover `low`; if not, the learner gets on from there and
+                // the node fetches the rest from a peer.
+                let cp = self.checkpoints[i];
+                if cp.next > self.apps[i].next {
+                    self.install(i, i, cp);
+                }
+                return;
+            }
+            Event::SnapshotWanted { min } => {
+                // The current state, or the checkpoint on disk if that is further.
+                let state = if self.apps[i].next >= self.checkpoints[i].next {
+                    self.apps[i]
+                } else {
+                    self.checkpoints[i]
+                };
+                if state.next < min.0 {
+                    return;
+                }
+                let pad = self.rng.below(self.cfg.snapshot_pad_max as u64 + 1) as usize;
+                let data = encode_app_state(state, pad);
+                self.stats.snapshots_offered += 1;
+                if let NodeSlot::Up(n) = &mut self.nodes[i] {
+                    n.offer_snapshot(Slot(state.next), data);
+                }
+                TraceEvent::SnapshotOffered { node, upto: state.next, bytes: (16 + pad) as u32 }
+            }
+            Event::SnapshotReady { slot } => {
+                let NodeSlot::Up(n) = &mut self.nodes[i] else { return };
+                let Some((_, data)) = n.take_snapshot() else { return };
+                let Some(state) = decode_app_state(&data) else {
+                    self.fail(FailureKind::Safety(Violation::Snapshot {
+                        node,
+                        upto: slot.0,
+                        why: "undecodable bytes".into(),
+                    }));
+                    return;
+                };
+                if state.next != slot.0 {
+                    self.fail(FailureKind::Safety(Violation::Snapshot {
+                        node,
+                        upto: slot.0,
+                        why: format!("carries state up to s{}", state.next),
+                    }));
+                    return;
+                }
+                if state.next <= self.apps[i].next {
+                    return; // caught up meanwhile
+                }
+                self.install(i, usize::MAX, state);
+                return;
+            }
+            Event::Rejoined { promised, low } => {
+                self.stats.rejoins += 1;
+                TraceEvent::Rejoined { node, promised, low: low.0 }
             }
         };
         self.record(ev);
     }
 
-    /// Installs a snapshot at every learner that asked for one, from the live learner that
-    /// has applied the most (if it covers what was asked).
-    fn try_snapshots(&mut self) {
-        for i in 0..self.nodes.len() {
-            let Some(low) = self.snapshot_wanted[i] else { continue };
-            if self.apps[i].next >= low || !self.is_up(i) {
-                self.snapshot_wanted[i] = None;
-                continue;
-            }
-            let best = (0..self.nodes.len())
-                .filter(|&j| j != i && self.is_up(j) && self.cfg.core.members[j].roles.learner)
-                .max_by_key(|&j| (self.apps[j].next, core::cmp::Reverse(j)));
-            let covers = |a: AppState| a.next >= low && a.next > self.apps[i].next;
-            let (j, source) = match best {
-                Some(j) if covers(self.apps[j]) => (j, self.apps[j]),
-                _ if covers(self.checkpoints[i]) => (i, self.checkpoints[i]),
-                _ => continue,
-            };
-            self.install(i, j, source);
-            if self.failure.is_some() {
-                return;
-            }
-            self.drain(i);
-        }
-    }
-
-    /// Node `i`'s application takes `source` (node `j`'s state, or its own checkpoint when
-    /// `j == i`) and tells the learner to continue after it.
+    /// Node `i`'s application takes `source` (a snapshot fetched from a peer when `j` is
+    /// `usize::MAX`, or its own checkpoint when `j == i`) and tells the learner to continue
+    /// after it.
     fn install(&mut self, i: usize, j: usize, source: AppState) {
         if let Err(v) = self.checker.check_snapshot(i as u16, source) {
             self.fail(FailureKind::Safety(v));
@@ -804,7 +1000,7 @@ impl Simulation {
         }
         self.record(TraceEvent::SnapshotInstalled {
             node: i as NodeIx,
-            source: j as NodeIx,
+            source: if j == usize::MAX { NodeIx::MAX } else { j as NodeIx },
             upto: source.next,
         });
         if let NodeSlot::Up(node) = &mut self.nodes[i] {
@@ -909,7 +1105,7 @@ impl Simulation {
                 cl.deadline = now + self.cfg.client_timeout_ticks * STEPS_PER_TICK;
                 cl.action_at = u64::MAX;
                 self.maybe_flush(target);
-                self.drain(target);
+                self.drain(target, false);
             }
             ProposeOutcome::NotLeader(hint) => {
                 let next = match hint {
@@ -943,6 +1139,22 @@ impl Simulation {
             }
         }
     }
+}
+
+/// A simulated application snapshot: its state (next slot, hash chain) and `pad` bytes.
+fn encode_app_state(state: AppState, pad: usize) -> Bytes {
+    let mut v = Vec::with_capacity(16 + pad);
+    v.extend_from_slice(&state.next.to_le_bytes());
+    v.extend_from_slice(&state.hash.to_le_bytes());
+    v.extend((0..pad).map(|k| k as u8));
+    Bytes::from(v)
+}
+
+fn decode_app_state(data: &[u8]) -> Option<AppState> {
+    let next = u64::from_le_bytes(data.get(..8)?.try_into().ok()?);
+    let hash = u64::from_le_bytes(data.get(8..16)?.try_into().ok()?);
+    let pad_ok = data[16..].iter().enumerate().all(|(k, b)| *b == k as u8);
+    pad_ok.then_some(AppState { next, hash })
 }
 
 fn command_bytes(id: CommandId, pad: usize, out: &mut Vec<u8>) {

@@ -19,6 +19,11 @@ pub struct Summary {
     pub partitions: u64,
     pub snapshots_installed: u64,
     pub leaders_elected: u64,
+    /// Disk faults: wiped disks, members that rejoined, failed syncs, unsynced writes lost.
+    pub wipes: u64,
+    pub rejoins: u64,
+    pub sync_failures: u64,
+    pub writes_lost: u64,
     /// The longest liveness phase that converged.
     pub liveness_ticks_max_seen: u64,
     pub elapsed: Duration,
@@ -79,6 +84,10 @@ pub fn run_seeds(
                 sum.partitions += o.stats.partitions;
                 sum.snapshots_installed += o.stats.snapshots_installed;
                 sum.leaders_elected += o.stats.leaders_elected;
+                sum.wipes += o.stats.wipes;
+                sum.rejoins += o.stats.rejoins;
+                sum.sync_failures += o.stats.sync_failures;
+                sum.writes_lost += o.stats.writes_lost;
                 if o.ok() {
                     sum.liveness_ticks_max_seen =
                         sum.liveness_ticks_max_seen.max(o.stats.liveness_ticks);

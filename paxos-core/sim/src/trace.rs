@@ -30,10 +30,13 @@ impl MsgSummary {
         let kind = msg.kind_name();
         let (ballot, slot, aux) = match msg {
             Message::Prepare { ballot, from } => (*ballot, from.0, 0),
-            Message::Promise { ballot, low, chunk, chunks, entries } => (
+            Message::Promise { ballot, from, low, end, chunk, chunks, entries, .. } => (
                 *ballot,
-                low.0,
-                (u64::from(*chunk) << 48) | (u64::from(*chunks) << 32) | entries.len() as u64,
+                from.0.max(low.0),
+                (u64::from(*chunk) << 56)
+                    | (u64::from(*chunks) << 48)
+                    | ((end.0.saturating_sub(from.0.max(low.0)) & 0xFFFF) << 32)
+                    | entries.len() as u64,
             ),
             Message::Accept { ballot, slot, commit, value } => {
                 (*ballot, slot.0, (commit.0 << 20) | value.len() as u64)
@@ -47,6 +50,16 @@ impl MsgSummary {
             Message::Learn { ballot, slot, value } => (*ballot, slot.0, value.len() as u64),
             Message::Trimmed { low } => (Ballot::NONE, low.0, 0),
             Message::Applied { applied } => (Ballot::NONE, applied.0, 0),
+            Message::SnapshotRequest { min, slot, offset, .. } => {
+                (Ballot::NONE, min.0, (slot.0 << 32) | (offset & 0xFFFF_FFFF))
+            }
+            Message::SnapshotChunk { slot, offset, data, .. } => {
+                (Ballot::NONE, slot.0, (offset << 16) | (data.len() as u64 & 0xFFFF))
+            }
+            Message::RecoveryQuery { nonce } => (Ballot::NONE, 0, *nonce),
+            Message::RecoveryInfo { ballot, high, recovering, .. } => {
+                (*ballot, high.0, u64::from(*recovering))
+            }
         };
         MsgSummary { kind, ballot, slot, aux }
     }
@@ -59,9 +72,10 @@ impl fmt::Display for MsgSummary {
             "prepare" => write!(f, "prepare {b} from=s{s}"),
             "promise" => write!(
                 f,
-                "promise {b} low=s{s} chunk={}/{} entries={}",
-                a >> 48,
+                "promise {b} page=[s{s}, +{}) chunk={}/{} entries={}",
                 (a >> 32) & 0xFFFF,
+                a >> 56,
+                (a >> 48) & 0xFF,
                 a & 0xFFFF_FFFF
             ),
             "accept" => write!(f, "accept {b} s{s} commit=s{} len={}", a >> 20, a & 0xF_FFFF),
@@ -72,6 +86,14 @@ impl fmt::Display for MsgSummary {
             "learn" => write!(f, "learn {b} s{s} len={a}"),
             "trimmed" => write!(f, "trimmed low=s{s}"),
             "applied" => write!(f, "applied s{s}"),
+            "snapshot_request" => {
+                write!(f, "snapshot-request min=s{s} snap=s{} offset={}", a >> 32, a & 0xFFFF_FFFF)
+            }
+            "snapshot_chunk" => {
+                write!(f, "snapshot-chunk s{s} offset={} len={}", a >> 16, a & 0xFFFF)
+            }
+            "recovery_query" => write!(f, "recovery-query nonce={a:x}"),
+            "recovery_info" => write!(f, "recovery-info {b} high=s{s} recovering={a}"),
             k => write!(f, "{k} {b} s{s} {a}"),
         }
     }
@@ -144,6 +166,23 @@ pub enum TraceEvent {
     },
     Crash {
         node: NodeIx,
+        /// Pending (unsynced) writes the crash lost.
+        lost: u32,
+        /// The disk was wiped too.
+        wipe: bool,
+    },
+    SyncFailed {
+        node: NodeIx,
+    },
+    SnapshotOffered {
+        node: NodeIx,
+        upto: u64,
+        bytes: u32,
+    },
+    Rejoined {
+        node: NodeIx,
+        promised: Ballot,
+        low: u64,
     },
     Pause {
         node: NodeIx,
@@ -221,7 +260,20 @@ impl fmt::Display for TraceEvent {
             Deliver { from, to, msg } => write!(f, "recv n{from}->n{to} {msg}"),
             Drop { from, to, msg, cause } => write!(f, "drop n{from}->n{to} {msg} ({cause:?})"),
             Held { from, to, msg } => write!(f, "held n{from}->n{to} {msg} (paused)"),
-            Crash { node } => write!(f, "CRASH n{node}"),
+            Crash { node, lost, wipe } => {
+                write!(f, "CRASH n{node} lost={lost} unsynced writes")?;
+                if wipe {
+                    write!(f, " and its disk (WIPED)")?;
+                }
+                Ok(())
+            }
+            SyncFailed { node } => write!(f, "SYNC FAILED n{node}: stopping it"),
+            SnapshotOffered { node, upto, bytes } => {
+                write!(f, "snapshot-offer n{node} upto=s{upto} bytes={bytes}")
+            }
+            Rejoined { node, promised, low } => {
+                write!(f, "REJOINED n{node} promised={promised} low=s{low}")
+            }
             Pause { node, until_tick } => write!(f, "PAUSE n{node} until tick {until_tick}"),
             Resume { node } => write!(f, "RESUME n{node}"),
             Restart { node, incarnation } => write!(f, "RESTART n{node} incarnation={incarnation}"),
@@ -248,6 +300,9 @@ impl fmt::Display for TraceEvent {
             }
             LeaderIs { node, ballot } => write!(f, "leader-is n{node} {ballot}"),
             SnapshotNeeded { node, low } => write!(f, "snapshot-needed n{node} low=s{low}"),
+            SnapshotInstalled { node, source, upto } if source == NodeIx::MAX => {
+                write!(f, "snapshot n{node} fetched upto=s{upto}")
+            }
             SnapshotInstalled { node, source, upto } => {
                 write!(f, "snapshot n{node} from n{source} upto=s{upto}")
             }

@@ -6,13 +6,18 @@
 mod common;
 
 use paxos_core::Bugs;
-use paxos_sim::{FailureKind, FaultLevel, Options, Violation};
+use paxos_sim::{FailureKind, FaultLevel, Options, SyncMode, Violation};
 
 const SEEDS_MAX: u64 = 200;
 
 fn caught(bugs: Bugs, nodes: Option<u16>, q1: Option<usize>, q2: Option<usize>) -> Violation {
     let opts = Options { nodes, q1, q2, bugs, faults: FaultLevel::Churn, ..Options::default() };
-    let o = common::first_safety_violation(0, SEEDS_MAX, &opts)
+    caught_with(&opts)
+}
+
+fn caught_with(opts: &Options) -> Violation {
+    let bugs = opts.bugs;
+    let o = common::first_safety_violation(0, SEEDS_MAX, opts)
         .unwrap_or_else(|| panic!("{bugs:?} was not caught within {SEEDS_MAX} seeds"));
     let f = o.failure.expect("a failure");
     eprintln!("{bugs:?} caught by seed {}: {f}", o.seed);
@@ -53,4 +58,59 @@ fn ignored_accepted_values_are_caught() {
 #[test]
 fn ignored_accepted_values_are_caught_flexible() {
     caught(Bugs { leader_ignores_accepted: true, ..Bugs::default() }, Some(7), Some(5), Some(3));
+}
+
+/// A new leader that adopts the value of the *lowest* accepted ballot per slot, instead of
+/// the highest (Paxos Made Simple §2.2, P2c: the highest-numbered proposal among the
+/// promises carries any value chosen before). Expected: an agreement violation.
+#[test]
+fn adopting_the_lowest_ballot_is_caught() {
+    let v = caught(Bugs { leader_adopts_lowest: true, ..Bugs::default() }, None, None, None);
+    assert!(matches!(v, Violation::Agreement { .. } | Violation::DuplicateProposal { .. }), "{v}");
+}
+
+/// An acceptor whose write of an accepted value is not flagged for sync: its `Accepted`
+/// leaves before the value is stable, a crash loses the write, and the vote that helped
+/// choose a value is gone (Paxos Made Simple §2.5: an acceptor records its acceptance in
+/// stable storage before answering). Needs a driver that syncs lazily and crashes that lose
+/// what was not synced. Expected: an agreement violation.
+#[test]
+fn an_accept_not_synced_before_its_ack_is_caught() {
+    let opts = Options {
+        bugs: Bugs { accept_not_synced: true, ..Bugs::default() },
+        faults: FaultLevel::Churn,
+        sync: Some(SyncMode::Lazy(0)),
+        ..Options::default()
+    };
+    let v = caught_with(&opts);
+    assert!(matches!(v, Violation::Agreement { .. } | Violation::DuplicateProposal { .. }), "{v}");
+}
+
+/// A leader that trims the log at the highest applied point a learner reported, not where a
+/// majority of learners hold durable state: one lost disk then loses chosen slots for
+/// good. Expected: a trim beyond what a majority made durable.
+#[test]
+fn trimming_at_the_highest_applied_point_is_caught() {
+    let opts = Options {
+        bugs: Bugs { trim_at_max_applied: true, ..Bugs::default() },
+        faults: FaultLevel::Swarm,
+        ..Options::default()
+    };
+    let v = caught_with(&opts);
+    assert!(matches!(v, Violation::TrimBeyondDurable { .. }), "{v}");
+}
+
+/// A member whose disk was wiped that votes at once with its empty state (an amnesiac
+/// acceptor): a phase-1 quorum that includes it can miss a value it had helped choose.
+/// Expected: an agreement violation. (The correct core rejoins without voting first.)
+#[test]
+fn an_amnesiac_acceptor_is_caught() {
+    let opts = Options {
+        bugs: Bugs { rejoin_votes_at_once: true, ..Bugs::default() },
+        faults: FaultLevel::Swarm,
+        wipe_ppm: Some(1_000_000),
+        ..Options::default()
+    };
+    let v = caught_with(&opts);
+    assert!(matches!(v, Violation::Agreement { .. } | Violation::DuplicateProposal { .. }), "{v}");
 }

@@ -6,7 +6,7 @@ mod common;
 
 use bytes::Bytes;
 use paxos_core::{
-    Ballot, BytesBuilder, Config, MemNode, MemStorage, Message, ReplicaId, Slot, SlotValue,
+    Ballot, BytesBuilder, Config, MemNode, MemStorage, Message, ReplicaId, Slot, SlotValue, Storage,
 };
 use paxos_sim::{Options, Simulation};
 
@@ -74,12 +74,19 @@ fn promise_chunks_of_two_answers_are_not_merged() {
         value: Bytes::from_static(v),
     };
     // Answer B (before the restart, low 0): [s0] [s1 s2]. Answer A (after, low 1): [s1] [s2].
-    let b_chunk0 =
-        Message::Promise { ballot, low: Slot(0), chunk: 0, chunks: 2, entries: vec![sv(0, b"x")] };
-    let a_chunk1 =
-        Message::Promise { ballot, low: Slot(1), chunk: 1, chunks: 2, entries: vec![sv(2, b"z")] };
-    let a_chunk0 =
-        Message::Promise { ballot, low: Slot(1), chunk: 0, chunks: 2, entries: vec![sv(1, b"y")] };
+    let page = |low: u64, chunk: u16, entries| Message::Promise {
+        ballot,
+        from: Slot(0),
+        low: Slot(low),
+        end: Slot(3),
+        high: Slot(3),
+        chunk,
+        chunks: 2,
+        entries,
+    };
+    let b_chunk0 = page(0, 0, vec![sv(0, b"x")]);
+    let a_chunk1 = page(1, 1, vec![sv(2, b"z")]);
+    let a_chunk0 = page(1, 0, vec![sv(1, b"y")]);
     for m in [b_chunk0, a_chunk1, a_chunk0] {
         node.step(ReplicaId(1), m);
         settle(&mut node, &mut others);
@@ -154,4 +161,97 @@ fn restarted_proposer_never_reuses_a_ballot() {
         MemNode::new(cfg, ReplicaId(0), node.into_storage(), BytesBuilder::default(), 6).unwrap();
     let b2 = first_prepare(&mut node);
     assert!(b2 > b1, "restarted proposer reused {b1} (got {b2})");
+}
+
+/// Paxos Made Simple §2.2 again, for a long log tail: a Promise must never be cut short. The
+/// acceptor used to cap its answer at u16::MAX chunks and drop the rest, and the proposer
+/// took the cut answer as complete: with every acceptor holding s0..s69999 accepted at b1.1,
+/// `max_message_bytes` 128 and 40-byte values, a fresh node elected from slot 0 proposed a
+/// new command at s65535, over a chosen slot (and with two entries per chunk the same tail
+/// tripped a recovery limit, so that no leader was ever elected). Phase 1 now runs in pages
+/// of bounded size; the new leader re-proposes the whole tail, page by page, before any new
+/// command.
+#[test]
+fn a_long_tail_is_recovered_in_pages_never_cut_short() {
+    const TAIL: u64 = 70_000;
+    let mut cfg = Config::replicas(3);
+    cfg.max_message_bytes = 128;
+    cfg.batch_max_bytes = 40;
+    cfg.batch_max_commands = 1;
+    let old = Ballot::new(1, ReplicaId(1));
+    let value = |s: u64| {
+        // A batch of one 36-byte command (40 bytes with its length), unique per slot.
+        let mut v = Vec::with_capacity(40);
+        v.extend_from_slice(&36u32.to_le_bytes());
+        v.extend_from_slice(&s.to_le_bytes());
+        v.resize(40, 0xAB);
+        Bytes::from(v)
+    };
+    let mut nodes: Vec<MemNode> = (0..3)
+        .map(|i| {
+            let mut st = MemStorage::default();
+            st.set_promised(old);
+            for s in 0..TAIL {
+                st.set_accepted(Slot(s), old, value(s));
+            }
+            MemNode::new(cfg.clone(), ReplicaId(i), st, BytesBuilder::default(), 7 + u64::from(i))
+                .unwrap()
+        })
+        .collect();
+    // Node 0 is fresh (its learner starts at 0) and the only one to time out: the others
+    // keep hearing from it once it leads.
+    let mut queue: std::collections::VecDeque<(ReplicaId, ReplicaId, Message<Bytes>)> =
+        Default::default();
+    let mut out = Vec::new();
+    let mut proposed = false;
+    let mut accepts_at = std::collections::HashMap::<u64, Bytes>::new();
+    let mut new_at: Option<u64> = None;
+    let mut drain = |i: usize, node: &mut MemNode, queue: &mut std::collections::VecDeque<_>| {
+        node.sync().unwrap();
+        node.take_messages(&mut out);
+        for o in out.drain(..) {
+            queue.push_back((ReplicaId(i as u16), o.to, o.msg));
+        }
+    };
+    for round in 0..5_000_000u64 {
+        if queue.is_empty() {
+            for (i, n) in nodes.iter_mut().enumerate() {
+                if i == 0 || round % 4 == 0 {
+                    n.tick();
+                    drain(i, n, &mut queue);
+                }
+            }
+        }
+        if let Some((from, to, msg)) = queue.pop_front() {
+            if let Message::Accept { slot, value, .. } = &msg {
+                if from == ReplicaId(0) && to == ReplicaId(1) {
+                    let prev = accepts_at.insert(slot.0, value.clone());
+                    assert!(prev.is_none_or(|p| p == *value), "s{} proposed twice", slot.0);
+                    new_at = new_at.or((value.len() == 4 + 11).then_some(slot.0));
+                }
+            }
+            let t = to.0 as usize;
+            nodes[t].step(from, msg);
+            drain(t, &mut nodes[t], &mut queue);
+        }
+        if nodes[0].is_leader() && !proposed && round % 64 == 0 {
+            // Queued behind the recovery: it may only go after the whole tail.
+            if nodes[0].propose(b"new command").is_ok() {
+                proposed = true;
+                nodes[0].flush();
+                drain(0, &mut nodes[0], &mut queue);
+            }
+        }
+        if new_at.is_some() {
+            break;
+        }
+    }
+    assert!(proposed, "node 0 never led");
+    let at = new_at.expect("the new command was never proposed");
+    assert_eq!(at, TAIL, "the new command went to s{at}, not after the tail");
+    for s in 0..TAIL {
+        assert_eq!(accepts_at.get(&s), Some(&value(s)), "s{s} was not re-proposed as accepted");
+    }
+    let pages = nodes[0].stats().promise_pages;
+    assert!(pages > 1000, "only {pages} phase-1 pages for a {TAIL}-slot tail");
 }

@@ -43,10 +43,13 @@ fn crashes_only() {
 fn permanent_minority_partition() {
     for seed in 0..40u64 {
         let n: u16 = [3, 5, 7][seed as usize % 3];
+        // No wiped disks: a member that lost its state waits for an answer from every other
+        // acceptor and proposer before it votes again, and the minority never answers.
         let opts = Options {
             nodes: Some(n),
             faults: FaultLevel::Light,
             mixed_roles: false,
+            wipe_ppm: Some(0),
             ..Options::default()
         };
         let mut cfg = SimConfig::draw(seed, &opts);
@@ -67,14 +70,13 @@ fn permanent_minority_partition() {
     }
 }
 
-/// Log trim and snapshot install. Trim needs every learner to have *reported* applied, so a
-/// learner that is cut off stalls trim for everyone (checked below: the acceptors' low
-/// stays at or below what it last reported). The snapshot path is exercised the other way:
-/// a learner crashes after its report let trim advance, restarts with an empty application
-/// (its learner starts at slot 0), asks the acceptors to repeat, gets `Trimmed`, emits
-/// `SnapshotNeeded`, and installs a peer's state (checked against the chosen log).
+/// Log trim and snapshot transfer. Trim follows what a *majority* of learners made durable,
+/// so a learner that is cut off does not hold it back (trim passes it); when it returns it
+/// gets `Trimmed`, fetches a snapshot from a peer over the network (in chunks), installs it
+/// (checked against the chosen log) and catches up. A learner that crashes and restarts with
+/// an empty application goes the same way.
 #[test]
-fn trim_and_snapshot_install() {
+fn trim_and_snapshot_transfer() {
     for seed in 0..20u64 {
         let opts = Options {
             nodes: Some(3),
@@ -85,6 +87,8 @@ fn trim_and_snapshot_install() {
         };
         let mut cfg = SimConfig::draw(seed, &opts);
         cfg.core.applied_report_ticks = 2;
+        cfg.checkpoint_every_ticks = 1;
+        cfg.snapshot_pad_max = 5000;
         cfg.clients = 4;
         cfg.think_ticks_max = 0;
         let mut sim = Simulation::new(cfg);
@@ -95,35 +99,42 @@ fn trim_and_snapshot_install() {
         sim.run_ticks(100).unwrap();
         assert!(trimmed_low(&sim) > 0, "seed {seed}: no trim with every learner reporting");
 
-        // A cut-off learner stalls trim.
+        // A cut-off learner does not stall trim.
         sim.network().isolate(2);
         let reported = sim.app(2).next;
-        sim.run_ticks(100).unwrap();
+        sim.run_ticks(150).unwrap();
         assert!(sim.chosen_len() > reported + 10, "seed {seed}: no progress while n2 was cut off");
-        assert!(
-            trimmed_low(&sim) <= reported,
-            "seed {seed}: trim passed a learner that never reported it"
-        );
+        assert!(trimmed_low(&sim) > reported, "seed {seed}: trim waited for a cut-off learner");
+        let peers_before = sim.stats().snapshots_from_peers;
         sim.network().recover();
-        sim.run_ticks(60).unwrap();
+        sim.run_ticks(80).unwrap();
+        assert!(
+            sim.stats().snapshots_from_peers > peers_before,
+            "seed {seed}: the returning learner did not fetch a snapshot"
+        );
+        assert!(sim.app(2).next > reported);
 
-        // Crash a learner whose report let trim advance; restart it empty.
+        // Crash a learner; restart it with an empty application.
         let low_before = trimmed_low(&sim);
-        assert!(low_before > 0);
         sim.crash(2);
         sim.run_ticks(30).unwrap();
         sim.restart_with(2, false);
-        let peers_before = sim.stats().snapshots_from_peers;
-        sim.run_ticks(60).unwrap();
+        let needed_before = sim.stats().snapshots_needed;
+        sim.run_ticks(80).unwrap();
         assert!(
-            sim.stats().snapshots_needed > 0,
+            sim.stats().snapshots_needed > needed_before,
             "seed {seed}: the restarted learner never needed a snapshot"
-        );
-        assert!(
-            sim.stats().snapshots_from_peers > peers_before,
-            "seed {seed}: no snapshot installed from a peer"
         );
         sim.liveness().unwrap_or_else(|f| panic!("seed {seed}: {f}\n{}", f.trace_tail.join("\n")));
         assert!(sim.app(2).next >= low_before);
     }
+}
+
+/// The liveness bound grows with how far behind a learner is: a long fault phase leaves a
+/// learner thousands of slots behind, more than the base bound of 800 ticks allows for
+/// (this seed failed with a fixed bound).
+#[test]
+fn liveness_bound_scales_with_the_lag() {
+    let opts = Options { fault_ticks: 3000, ..Options::default() };
+    common::passes(&Simulation::run_seed(400_447, &opts), &opts);
 }

@@ -14,7 +14,7 @@
 
 mod common;
 
-use paxos_sim::{FaultLevel, Options};
+use paxos_sim::{FaultLevel, Options, SyncMode};
 
 fn opts(nodes: Option<u16>, q1: Option<usize>, q2: Option<usize>) -> Options {
     Options { nodes, q1, q2, faults: FaultLevel::Swarm, ..Options::default() }
@@ -53,4 +53,36 @@ fn swarm_flexible_7_5_3() {
 #[test]
 fn swarm_flexible_3_3_1() {
     common::all_pass(30_000, 200, &opts(Some(3), Some(3), Some(1)));
+}
+
+/// What disks do: every crash also wipes the disk where that is survivable (the member comes
+/// back empty and must rejoin before it votes), syncs fail now and then, and drivers sync
+/// lazily, so crashes lose writes that were not synced (with a torn tail).
+#[test]
+fn swarm_disk_faults() {
+    let opts = Options {
+        faults: FaultLevel::Swarm,
+        wipe_ppm: Some(1_000_000),
+        sync: Some(SyncMode::Lazy(200_000)),
+        ..Options::default()
+    };
+    let sum = common::all_pass(40_000, 300, &opts);
+    eprintln!(
+        "disk faults: {} seeds, {} crashes, {} wipes, {} rejoins, {} failed syncs, {} writes lost",
+        sum.seeds, sum.crashes, sum.wipes, sum.rejoins, sum.sync_failures, sum.writes_lost
+    );
+    assert!(sum.wipes > 0 && sum.rejoins > 0 && sum.writes_lost > 0);
+}
+
+/// Crashes only, with wiped disks and lazy syncs.
+#[test]
+fn crashes_with_wipes_and_lazy_syncs() {
+    let opts = Options {
+        faults: FaultLevel::CrashOnly,
+        wipe_ppm: Some(1_000_000),
+        sync: Some(SyncMode::Lazy(0)),
+        ..Options::default()
+    };
+    let sum = common::all_pass(50_000, 300, &opts);
+    assert!(sum.wipes > 0 && sum.rejoins > 0 && sum.sync_failures > 0);
 }

@@ -183,6 +183,24 @@ fn fast<P>(
             applied: exact::<{ Kind::Applied.fixed_body_len() }>(buf)?.slot().ok()?,
         },
         Kind::Promise => return None,
+        Kind::SnapshotRequest => {
+            let mut r = exact::<{ Kind::SnapshotRequest.fixed_body_len() }>(buf)?;
+            let (min, slot) = (r.slot().ok()?, r.slot().ok()?);
+            Message::SnapshotRequest { min, slot, id: r.u64().ok()?, offset: r.u64().ok()? }
+        }
+        Kind::SnapshotChunk => {
+            const CHUNK: usize = Kind::SnapshotChunk.fixed_body_len();
+            let mut r = body::<CHUNK>(buf)?;
+            let (slot, id, total, offset) =
+                (r.slot().ok()?, r.u64().ok()?, r.u64().ok()?, r.u64().ok()?);
+            let data = tail::<CHUNK>(buf, r.u32().ok()?)?;
+            Message::SnapshotChunk { slot, id, total, offset, data: payload(data) }
+        }
+        Kind::RecoveryQuery => Message::RecoveryQuery {
+            nonce: exact::<{ Kind::RecoveryQuery.fixed_body_len() }>(buf)?.u64().ok()?,
+        },
+        // Its flags need checking: the reference path.
+        Kind::RecoveryInfo => return None,
         Kind::ClientRequest => {
             let mut r = body::<REQUEST>(buf)?;
             let (client, seq) = (ClientId(r.u64().ok()?), RequestSeq(r.u64().ok()?));
@@ -245,6 +263,29 @@ fn parse(buf: &[u8]) -> Result<(Header, Envelope<Range<usize>>), WireError> {
         Kind::Learn => Message::Learn { ballot: r.ballot()?, slot: r.slot()?, value: r.value()? },
         Kind::Trimmed => Message::Trimmed { low: r.slot()? },
         Kind::Applied => Message::Applied { applied: r.slot()? },
+        Kind::SnapshotRequest => Message::SnapshotRequest {
+            min: r.slot()?,
+            slot: r.slot()?,
+            id: r.u64()?,
+            offset: r.u64()?,
+        },
+        Kind::SnapshotChunk => Message::SnapshotChunk {
+            slot: r.slot()?,
+            id: r.u64()?,
+            total: r.u64()?,
+            offset: r.u64()?,
+            data: r.value()?,
+        },
+        Kind::RecoveryQuery => Message::RecoveryQuery { nonce: r.u64()? },
+        Kind::RecoveryInfo => {
+            let (nonce, ballot, high) = (r.u64()?, r.ballot()?, r.slot()?);
+            let recovering = match r.u32()? {
+                0 => false,
+                1 => true,
+                _ => return Err(WireError::ReservedNonZero),
+            };
+            Message::RecoveryInfo { nonce, ballot, high, recovering }
+        }
         Kind::ClientRequest => {
             let req = request_entry(&mut r)?;
             r.finish()?;
@@ -277,7 +318,10 @@ fn parse(buf: &[u8]) -> Result<(Header, Envelope<Range<usize>>), WireError> {
 /// size warrants.
 fn promise(r: &mut Reader<'_>) -> Result<Message<Range<usize>>, WireError> {
     let ballot = r.ballot()?;
+    let from = r.slot()?;
     let low = r.slot()?;
+    let end = r.slot()?;
+    let high = r.slot()?;
     let chunk = r.u16()?;
     let chunks = r.u16()?;
     let count = usize::try_from(r.u32()?).map_err(|_| WireError::TooManyEntries)?;
@@ -292,5 +336,5 @@ fn promise(r: &mut Reader<'_>) -> Result<Message<Range<usize>>, WireError> {
     for _ in 0..count {
         entries.push(SlotValue { slot: r.slot()?, ballot: r.ballot()?, value: r.value()? });
     }
-    Ok(Message::Promise { ballot, low, chunk, chunks, entries })
+    Ok(Message::Promise { ballot, from, low, end, high, chunk, chunks, entries })
 }

@@ -16,6 +16,7 @@ pub fn encoded_len<P: AsRef<[u8]>>(msg: &Message<P>) -> usize {
             sum.saturating_add(ENTRY_FIXED_LEN).saturating_add(e.value.as_ref().len())
         }),
         Message::Accept { value, .. } | Message::Learn { value, .. } => value.as_ref().len(),
+        Message::SnapshotChunk { data, .. } => data.as_ref().len(),
         _ => 0,
     };
     fixed_len(Kind::of(msg)).saturating_add(variable)
@@ -70,6 +71,10 @@ pub fn encode<P: AsRef<[u8]>>(
     const REPEAT: usize = HEADER_LEN + Kind::Repeat.fixed_body_len();
     const TRIMMED: usize = HEADER_LEN + Kind::Trimmed.fixed_body_len();
     const APPLIED: usize = HEADER_LEN + Kind::Applied.fixed_body_len();
+    const SNAP_REQ: usize = HEADER_LEN + Kind::SnapshotRequest.fixed_body_len();
+    const SNAP_CHUNK: usize = HEADER_LEN + Kind::SnapshotChunk.fixed_body_len();
+    const REC_QUERY: usize = HEADER_LEN + Kind::RecoveryQuery.fixed_body_len();
+    const REC_INFO: usize = HEADER_LEN + Kind::RecoveryInfo.fixed_body_len();
     let kind = Kind::of(msg);
     match msg {
         Message::Accept { ballot, slot, commit, value } => {
@@ -115,6 +120,34 @@ pub fn encode<P: AsRef<[u8]>>(
             fixed::<APPLIED>(route, kind, buf, &[], |w, _| w.slot(*applied))
         }
         Message::Promise { .. } => encode_promise(route, msg, buf),
+        Message::SnapshotRequest { min, slot, id, offset } => {
+            fixed::<SNAP_REQ>(route, kind, buf, &[], |w, _| {
+                w.slot(*min)?;
+                w.slot(*slot)?;
+                w.u64(*id)?;
+                w.u64(*offset)
+            })
+        }
+        Message::SnapshotChunk { slot, id, total, offset, data } => {
+            fixed::<SNAP_CHUNK>(route, kind, buf, data.as_ref(), |w, len| {
+                w.slot(*slot)?;
+                w.u64(*id)?;
+                w.u64(*total)?;
+                w.u64(*offset)?;
+                w.u32(len)
+            })
+        }
+        Message::RecoveryQuery { nonce } => {
+            fixed::<REC_QUERY>(route, kind, buf, &[], |w, _| w.u64(*nonce))
+        }
+        Message::RecoveryInfo { nonce, ballot, high, recovering } => {
+            fixed::<REC_INFO>(route, kind, buf, &[], |w, _| {
+                w.u64(*nonce)?;
+                w.ballot(*ballot)?;
+                w.slot(*high)?;
+                w.u32(u32::from(*recovering))
+            })
+        }
     }
 }
 
@@ -126,13 +159,16 @@ fn encode_promise<P: AsRef<[u8]>>(
 ) -> Result<usize, WireError> {
     let len = encoded_len(msg);
     let mut w = start(route, Kind::of(msg), len, buf)?;
-    if let Message::Promise { ballot, low, chunk, chunks, entries } = msg {
+    if let Message::Promise { ballot, from, low, end, high, chunk, chunks, entries } = msg {
         if *chunks == 0 || chunk >= chunks {
             return Err(WireError::BadChunk);
         }
         let count = u32::try_from(entries.len()).map_err(|_| WireError::TooManyEntries)?;
         w.ballot(*ballot)?;
+        w.slot(*from)?;
         w.slot(*low)?;
+        w.slot(*end)?;
+        w.slot(*high)?;
         w.u16(*chunk)?;
         w.u16(*chunks)?;
         w.u32(count)?;

@@ -3,7 +3,7 @@
 use super::BALLOT_LEN;
 use crate::message::Message;
 
-/// What the body of a datagram is. Protocol kinds are 1..=10, client kinds 16..=19 (single
+/// What the body of a datagram is. Protocol kinds are 1..=14, client kinds 16..=19 (single
 /// request and reply, and their batches); 0 and every other value are invalid (a zeroed
 /// buffer never decodes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -19,6 +19,10 @@ pub enum Kind {
     Learn = 8,
     Trimmed = 9,
     Applied = 10,
+    SnapshotRequest = 11,
+    SnapshotChunk = 12,
+    RecoveryQuery = 13,
+    RecoveryInfo = 14,
     ClientRequest = 16,
     ClientReply = 17,
     /// Several client requests to one replica in one datagram (see [`super::Batch`]).
@@ -31,7 +35,7 @@ const SLOT: usize = 8;
 const LEN: usize = 4;
 
 impl Kind {
-    pub const ALL: [Kind; 14] = [
+    pub const ALL: [Kind; 18] = [
         Kind::Prepare,
         Kind::Promise,
         Kind::Accept,
@@ -42,6 +46,10 @@ impl Kind {
         Kind::Learn,
         Kind::Trimmed,
         Kind::Applied,
+        Kind::SnapshotRequest,
+        Kind::SnapshotChunk,
+        Kind::RecoveryQuery,
+        Kind::RecoveryInfo,
         Kind::ClientRequest,
         Kind::ClientReply,
         Kind::ClientRequestBatch,
@@ -64,6 +72,10 @@ impl Kind {
             8 => Kind::Learn,
             9 => Kind::Trimmed,
             10 => Kind::Applied,
+            11 => Kind::SnapshotRequest,
+            12 => Kind::SnapshotChunk,
+            13 => Kind::RecoveryQuery,
+            14 => Kind::RecoveryInfo,
             16 => Kind::ClientRequest,
             17 => Kind::ClientReply,
             18 => Kind::ClientRequestBatch,
@@ -85,6 +97,10 @@ impl Kind {
             Kind::Learn => "learn",
             Kind::Trimmed => "trimmed",
             Kind::Applied => "applied",
+            Kind::SnapshotRequest => "snapshot_request",
+            Kind::SnapshotChunk => "snapshot_chunk",
+            Kind::RecoveryQuery => "recovery_query",
+            Kind::RecoveryInfo => "recovery_info",
             Kind::ClientRequest => "client_request",
             Kind::ClientReply => "client_reply",
             Kind::ClientRequestBatch => "client_request_batch",
@@ -104,6 +120,10 @@ impl Kind {
             Message::Learn { .. } => Kind::Learn,
             Message::Trimmed { .. } => Kind::Trimmed,
             Message::Applied { .. } => Kind::Applied,
+            Message::SnapshotRequest { .. } => Kind::SnapshotRequest,
+            Message::SnapshotChunk { .. } => Kind::SnapshotChunk,
+            Message::RecoveryQuery { .. } => Kind::RecoveryQuery,
+            Message::RecoveryInfo { .. } => Kind::RecoveryInfo,
         }
     }
 
@@ -132,8 +152,8 @@ impl Kind {
     pub const fn fixed_body_len(self) -> usize {
         match self {
             Kind::Prepare => BALLOT_LEN + SLOT,
-            // ballot, low, chunk u16, chunks u16, entry count u32
-            Kind::Promise => BALLOT_LEN + SLOT + 2 + 2 + 4,
+            // ballot, from, low, end, high, chunk u16, chunks u16, entry count u32
+            Kind::Promise => BALLOT_LEN + 4 * SLOT + 2 + 2 + 4,
             Kind::Accept => BALLOT_LEN + SLOT + SLOT + LEN,
             Kind::Accepted => BALLOT_LEN + SLOT,
             Kind::Nack => BALLOT_LEN + BALLOT_LEN,
@@ -142,6 +162,14 @@ impl Kind {
             Kind::Learn => BALLOT_LEN + SLOT + LEN,
             Kind::Trimmed => SLOT,
             Kind::Applied => SLOT,
+            // min, slot, id u64, offset u64
+            Kind::SnapshotRequest => 4 * SLOT,
+            // slot, id u64, total u64, offset u64, data length
+            Kind::SnapshotChunk => 4 * SLOT + LEN,
+            // nonce u64
+            Kind::RecoveryQuery => SLOT,
+            // nonce u64, ballot, high, flags u32 (bit 0: recovering; the rest zero)
+            Kind::RecoveryInfo => SLOT + BALLOT_LEN + SLOT + 4,
             // client u64, seq u64, command length
             Kind::ClientRequest => 8 + 8 + LEN,
             // client u64, seq u64, status u8, reserved u8, leader hint u16, body length

@@ -7,7 +7,7 @@
 //! ```text
 //! offset size field
 //!      0    2 magic    "PX" (0x50 0x58)
-//!      2    1 version  1
+//!      2    1 version  2
 //!      3    1 kind     see [`Kind`]
 //!      4    2 group    GroupId
 //!      6    2 from     sender ReplicaId (0xFFFF = a client)
@@ -59,7 +59,7 @@ use crate::message::Message;
 /// The first two bytes of every datagram: "PX".
 pub const MAGIC: [u8; 2] = *b"PX";
 /// The only version this code speaks. Any change to a layout means a new version.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Bytes of the fixed datagram header.
 pub const HEADER_LEN: usize = 12;
 /// Bytes of a ballot on the wire: round u32, leader u16, reserved u16.

@@ -17,7 +17,10 @@ fn promise_fits_the_acceptors_budget() {
             + entries.iter().map(|e| PROMISE_ENTRY_BYTES + e.value.len()).sum::<usize>();
         let m = Message::Promise {
             ballot: b(u32::MAX, u16::MAX),
+            from: Slot(u64::MAX),
             low: Slot(u64::MAX),
+            end: Slot(u64::MAX),
+            high: Slot(u64::MAX),
             chunk: 0,
             chunks: 1,
             entries,

@@ -6,7 +6,7 @@ use super::*;
 /// Prepare { ballot 7.1, from slot 0x1122334455667788 }, group 3, replica 1 -> 2.
 pub(super) const PREPARE: &[u8] = &[
     0x50, 0x58, // magic "PX"
-    0x01, // version 1
+    0x02, // version 2
     0x01, // kind 1: Prepare
     0x03, 0x00, // group 3
     0x01, 0x00, // from replica 1
@@ -22,10 +22,11 @@ fn prepare() -> (Route, Envelope<&'static [u8]>) {
     (R12, Envelope::Protocol(Message::Prepare { ballot: b(7, 1), from: Slot(0x1122334455667788) }))
 }
 
-/// Promise { ballot 7.1, low 40, chunk 0 of 1, entries [(41, 5.2, "ab"), (42, 6.0, "")] }.
+/// Promise { ballot 7.1, from 38, low 40, end 43, high 50, chunk 0 of 1,
+/// entries [(41, 5.2, "ab"), (42, 6.0, "")] }.
 pub(super) const PROMISE: &[u8] = &[
     0x50, 0x58, // magic "PX"
-    0x01, // version 1
+    0x02, // version 2
     0x02, // kind 2: Promise
     0x03, 0x00, // group 3
     0x01, 0x00, // from replica 1
@@ -34,7 +35,10 @@ pub(super) const PROMISE: &[u8] = &[
     0x07, 0x00, 0x00, 0x00, // ballot.round 7
     0x01, 0x00, // ballot.leader 1
     0x00, 0x00, // ballot reserved
+    0x26, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // from: slot 38
     0x28, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // low: slot 40
+    0x2B, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // end: slot 43
+    0x32, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // high: slot 50
     0x00, 0x00, // chunk 0
     0x01, 0x00, // chunks 1
     0x02, 0x00, 0x00, 0x00, // entry count 2
@@ -58,14 +62,23 @@ fn promise() -> (Route, Envelope<&'static [u8]>) {
         SlotValue { slot: Slot(41), ballot: b(5, 2), value: &b"ab"[..] },
         SlotValue { slot: Slot(42), ballot: b(6, 0), value: &b""[..] },
     ];
-    let m = Message::Promise { ballot: b(7, 1), low: Slot(40), chunk: 0, chunks: 1, entries };
+    let m = Message::Promise {
+        ballot: b(7, 1),
+        from: Slot(38),
+        low: Slot(40),
+        end: Slot(43),
+        high: Slot(50),
+        chunk: 0,
+        chunks: 1,
+        entries,
+    };
     (R12, Envelope::Protocol(m))
 }
 
 /// Accept { ballot 7.1, slot 42, commit 40, value "xyz" }.
 pub(super) const ACCEPT: &[u8] = &[
     0x50, 0x58, // magic "PX"
-    0x01, // version 1
+    0x02, // version 2
     0x03, // kind 3: Accept
     0x03, 0x00, // group 3
     0x01, 0x00, // from replica 1
@@ -89,7 +102,7 @@ fn accept() -> (Route, Envelope<&'static [u8]>) {
 /// Accepted { ballot 7.1, slot 42 }, replica 2 -> 1, group 0x0102.
 pub(super) const ACCEPTED: &[u8] = &[
     0x50, 0x58, // magic "PX"
-    0x01, // version 1
+    0x02, // version 2
     0x04, // kind 4: Accepted
     0x02, 0x01, // group 0x0102
     0x02, 0x00, // from replica 2
@@ -109,7 +122,7 @@ fn accepted() -> (Route, Envelope<&'static [u8]>) {
 /// Nack { ballot 7.1, promised 0x01020304.2 }.
 pub(super) const NACK: &[u8] = &[
     0x50, 0x58, // magic "PX"
-    0x01, // version 1
+    0x02, // version 2
     0x05, // kind 5: Nack
     0x03, 0x00, // group 3
     0x01, 0x00, // from replica 1
@@ -130,7 +143,7 @@ fn nack() -> (Route, Envelope<&'static [u8]>) {
 /// Heartbeat { ballot 7.1, commit 300, trim 256 }.
 pub(super) const HEARTBEAT: &[u8] = &[
     0x50, 0x58, // magic "PX"
-    0x01, // version 1
+    0x02, // version 2
     0x06, // kind 6: Heartbeat
     0x03, 0x00, // group 3
     0x01, 0x00, // from replica 1
@@ -151,7 +164,7 @@ fn heartbeat() -> (Route, Envelope<&'static [u8]>) {
 /// Repeat { from 10, to 20 }.
 pub(super) const REPEAT: &[u8] = &[
     0x50, 0x58, // magic "PX"
-    0x01, // version 1
+    0x02, // version 2
     0x07, // kind 7: Repeat
     0x03, 0x00, // group 3
     0x01, 0x00, // from replica 1
@@ -168,7 +181,7 @@ fn repeat() -> (Route, Envelope<&'static [u8]>) {
 /// Learn { ballot 7.1, slot 42, value "q" }.
 pub(super) const LEARN: &[u8] = &[
     0x50, 0x58, // magic "PX"
-    0x01, // version 1
+    0x02, // version 2
     0x08, // kind 8: Learn
     0x03, 0x00, // group 3
     0x01, 0x00, // from replica 1
@@ -189,7 +202,7 @@ fn learn() -> (Route, Envelope<&'static [u8]>) {
 /// Trimmed { low 1000 }.
 pub(super) const TRIMMED: &[u8] = &[
     0x50, 0x58, // magic "PX"
-    0x01, // version 1
+    0x02, // version 2
     0x09, // kind 9: Trimmed
     0x03, 0x00, // group 3
     0x01, 0x00, // from replica 1
@@ -205,7 +218,7 @@ fn trimmed() -> (Route, Envelope<&'static [u8]>) {
 /// Applied { applied 2^64 - 1 }.
 pub(super) const APPLIED: &[u8] = &[
     0x50, 0x58, // magic "PX"
-    0x01, // version 1
+    0x02, // version 2
     0x0A, // kind 10: Applied
     0x03, 0x00, // group 3
     0x01, 0x00, // from replica 1
@@ -221,7 +234,7 @@ fn applied() -> (Route, Envelope<&'static [u8]>) {
 /// ClientRequest { client 0x0102030405060708, seq 9, command "hi" }, client -> replica 2.
 pub(super) const CLIENT_REQUEST: &[u8] = &[
     0x50, 0x58, // magic "PX"
-    0x01, // version 1
+    0x02, // version 2
     0x10, // kind 16: ClientRequest
     0x03, 0x00, // group 3
     0xFF, 0xFF, // from: a client
@@ -247,7 +260,7 @@ fn client_request() -> (Route, Envelope<&'static [u8]>) {
 /// replica 2 -> client.
 pub(super) const CLIENT_REPLY: &[u8] = &[
     0x50, 0x58, // magic "PX"
-    0x01, // version 1
+    0x02, // version 2
     0x11, // kind 17: ClientReply
     0x03, 0x00, // group 3
     0x02, 0x00, // from replica 2
@@ -278,7 +291,7 @@ fn client_reply() -> (Route, Envelope<&'static [u8]>) {
 /// client -> replica 2.
 pub(super) const CLIENT_REQUEST_BATCH: &[u8] = &[
     0x50, 0x58, // magic "PX"
-    0x01, // version 1
+    0x02, // version 2
     0x12, // kind 18: ClientRequestBatch
     0x03, 0x00, // group 3
     0xFF, 0xFF, // from: a client
@@ -309,7 +322,7 @@ fn client_request_batch() -> (Route, Envelope<&'static [u8]>) {
 /// (client 5, seq 1, status 1, hint unknown, ""), replica 2 -> client.
 pub(super) const CLIENT_REPLY_BATCH: &[u8] = &[
     0x50, 0x58, // magic "PX"
-    0x01, // version 1
+    0x02, // version 2
     0x13, // kind 19: ClientReplyBatch
     0x03, 0x00, // group 3
     0x02, 0x00, // from replica 2
@@ -344,8 +357,105 @@ fn client_reply_batch() -> (Route, Envelope<&'static [u8]>) {
 
 type Golden = (&'static str, &'static [u8], fn() -> (Route, Envelope<&'static [u8]>));
 
+/// SnapshotRequest { min 100, snapshot slot 120, id 0x0102030405060708, offset 4096 },
+/// replica 1 -> 2, group 3.
+pub(super) const SNAPSHOT_REQUEST: &[u8] = &[
+    0x50, 0x58, // magic "PX"
+    0x02, // version 2
+    0x0B, // kind 11: SnapshotRequest
+    0x03, 0x00, // group 3
+    0x01, 0x00, // from replica 1
+    0x02, 0x00, // to replica 2
+    0x00, 0x00, // flags
+    0x64, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // min: slot 100
+    0x78, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // slot 120
+    0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01, // id
+    0x00, 0x10, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // offset 4096
+];
+
+fn snapshot_request() -> (Route, Envelope<&'static [u8]>) {
+    let m = Message::SnapshotRequest {
+        min: Slot(100),
+        slot: Slot(120),
+        id: 0x0102_0304_0506_0708,
+        offset: 4096,
+    };
+    (R12, Envelope::Protocol(m))
+}
+
+/// SnapshotChunk { slot 120, id 0x0102030405060708, total 10, offset 8, data "ab" }.
+pub(super) const SNAPSHOT_CHUNK: &[u8] = &[
+    0x50, 0x58, // magic "PX"
+    0x02, // version 2
+    0x0C, // kind 12: SnapshotChunk
+    0x03, 0x00, // group 3
+    0x01, 0x00, // from replica 1
+    0x02, 0x00, // to replica 2
+    0x00, 0x00, // flags
+    0x78, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // slot 120
+    0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01, // id
+    0x0A, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // total 10
+    0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // offset 8
+    0x02, 0x00, 0x00, 0x00, // data length 2
+    b'a', b'b', // data
+];
+
+fn snapshot_chunk() -> (Route, Envelope<&'static [u8]>) {
+    let m = Message::SnapshotChunk {
+        slot: Slot(120),
+        id: 0x0102_0304_0506_0708,
+        total: 10,
+        offset: 8,
+        data: &b"ab"[..],
+    };
+    (R12, Envelope::Protocol(m))
+}
+
+/// RecoveryQuery { nonce 0xAABBCCDD11223344 }.
+pub(super) const RECOVERY_QUERY: &[u8] = &[
+    0x50, 0x58, // magic "PX"
+    0x02, // version 2
+    0x0D, // kind 13: RecoveryQuery
+    0x03, 0x00, // group 3
+    0x01, 0x00, // from replica 1
+    0x02, 0x00, // to replica 2
+    0x00, 0x00, // flags
+    0x44, 0x33, 0x22, 0x11, 0xDD, 0xCC, 0xBB, 0xAA, // nonce
+];
+
+fn recovery_query() -> (Route, Envelope<&'static [u8]>) {
+    (R12, Envelope::Protocol(Message::RecoveryQuery { nonce: 0xAABB_CCDD_1122_3344 }))
+}
+
+/// RecoveryInfo { nonce 0xAABBCCDD11223344, ballot 9.2, high 77, recovering }.
+pub(super) const RECOVERY_INFO: &[u8] = &[
+    0x50, 0x58, // magic "PX"
+    0x02, // version 2
+    0x0E, // kind 14: RecoveryInfo
+    0x03, 0x00, // group 3
+    0x01, 0x00, // from replica 1
+    0x02, 0x00, // to replica 2
+    0x00, 0x00, // flags
+    0x44, 0x33, 0x22, 0x11, 0xDD, 0xCC, 0xBB, 0xAA, // nonce
+    0x09, 0x00, 0x00, 0x00, // ballot.round 9
+    0x02, 0x00, // ballot.leader 2
+    0x00, 0x00, // ballot reserved
+    0x4D, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // high: slot 77
+    0x01, 0x00, 0x00, 0x00, // flags: bit 0 recovering
+];
+
+fn recovery_info() -> (Route, Envelope<&'static [u8]>) {
+    let m = Message::RecoveryInfo {
+        nonce: 0xAABB_CCDD_1122_3344,
+        ballot: b(9, 2),
+        high: Slot(77),
+        recovering: true,
+    };
+    (R12, Envelope::Protocol(m))
+}
+
 /// Every golden datagram with the message it encodes.
-pub(super) const GOLDENS: [Golden; 14] = [
+pub(super) const GOLDENS: [Golden; 18] = [
     ("prepare", PREPARE, prepare),
     ("promise", PROMISE, promise),
     ("accept", ACCEPT, accept),
@@ -356,6 +466,10 @@ pub(super) const GOLDENS: [Golden; 14] = [
     ("learn", LEARN, learn),
     ("trimmed", TRIMMED, trimmed),
     ("applied", APPLIED, applied),
+    ("snapshot_request", SNAPSHOT_REQUEST, snapshot_request),
+    ("snapshot_chunk", SNAPSHOT_CHUNK, snapshot_chunk),
+    ("recovery_query", RECOVERY_QUERY, recovery_query),
+    ("recovery_info", RECOVERY_INFO, recovery_info),
     ("client_request", CLIENT_REQUEST, client_request),
     ("client_reply", CLIENT_REPLY, client_reply),
     ("client_request_batch", CLIENT_REQUEST_BATCH, client_request_batch),
@@ -413,7 +527,7 @@ golden!(client_reply_batch, super::CLIENT_REPLY_BATCH);
 #[test]
 fn golden_sizes() {
     let sizes: Vec<usize> = GOLDENS.iter().map(|g| g.1.len()).collect();
-    assert_eq!(sizes, [28, 78, 43, 28, 28, 36, 28, 33, 20, 20, 34, 38, 58, 66]);
+    assert_eq!(sizes, [28, 102, 43, 28, 28, 36, 28, 33, 20, 20, 44, 50, 20, 40, 34, 38, 58, 66]);
 }
 
 #[test]

@@ -32,10 +32,22 @@ fn samples() -> Vec<(Route, Envelope<&'static [u8]>)> {
     let mut out = vec![
         p(Message::Prepare { ballot: b(1, 0), from: Slot(0) }),
         p(Message::Prepare { ballot: top, from: max }),
-        p(Message::Promise { ballot: b(2, 1), low: Slot(0), chunk: 0, chunks: 1, entries: vec![] }),
         p(Message::Promise {
             ballot: b(2, 1),
+            from: Slot(0),
+            low: Slot(0),
+            end: Slot(0),
+            high: Slot(0),
+            chunk: 0,
+            chunks: 1,
+            entries: vec![],
+        }),
+        p(Message::Promise {
+            ballot: b(2, 1),
+            from: Slot(3),
             low: Slot(5),
+            end: Slot(7),
+            high: max,
             chunk: 2,
             chunks: 3,
             entries: vec![
@@ -46,7 +58,10 @@ fn samples() -> Vec<(Route, Envelope<&'static [u8]>)> {
         }),
         p(Message::Promise {
             ballot: top,
+            from: max,
             low: max,
+            end: max,
+            high: max,
             chunk: u16::MAX - 1,
             chunks: u16::MAX,
             entries: vec![],
@@ -63,6 +78,18 @@ fn samples() -> Vec<(Route, Envelope<&'static [u8]>)> {
         p(Message::Learn { ballot: b(3, 2), slot: Slot(9), value: b"" }),
         p(Message::Trimmed { low: Slot(77) }),
         p(Message::Applied { applied: max }),
+        p(Message::SnapshotRequest { min: Slot(1), slot: Slot(0), id: 0, offset: 0 }),
+        p(Message::SnapshotRequest { min: max, slot: max, id: u64::MAX, offset: u64::MAX }),
+        p(Message::SnapshotChunk { slot: Slot(5), id: 9, total: 0, offset: 0, data: b"" }),
+        p(Message::SnapshotChunk { slot: max, id: 1, total: 2000, offset: 1000, data: &[3; 1000] }),
+        p(Message::RecoveryQuery { nonce: 0 }),
+        p(Message::RecoveryInfo {
+            nonce: 1,
+            ballot: Ballot::NONE,
+            high: Slot(0),
+            recovering: false,
+        }),
+        p(Message::RecoveryInfo { nonce: u64::MAX, ballot: top, high: max, recovering: true }),
     ];
     let to_replica = Route { group: GroupId(0xFFFF), from: CLIENT, to: ReplicaId(0) };
     let to_client = Route { group: GroupId(0), from: ReplicaId(4), to: CLIENT };

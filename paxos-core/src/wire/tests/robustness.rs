@@ -2,6 +2,7 @@
 
 use super::golden::{
     ACCEPT, CLIENT_REPLY, CLIENT_REPLY_BATCH, CLIENT_REQUEST_BATCH, GOLDENS, PREPARE, PROMISE,
+    RECOVERY_INFO, SNAPSHOT_CHUNK,
 };
 use super::*;
 
@@ -48,8 +49,9 @@ fn header_errors() {
     assert_eq!(err(&[]), WireError::Truncated);
     assert_eq!(err(&with(PREPARE, 0, b"XP")), WireError::BadMagic);
     assert_eq!(err(&with(PREPARE, 2, &[0])), WireError::BadVersion);
-    assert_eq!(err(&with(PREPARE, 2, &[2])), WireError::BadVersion);
-    for kind in [0u8, 11, 15, 20, 0xFF] {
+    assert_eq!(err(&with(PREPARE, 2, &[1])), WireError::BadVersion);
+    assert_eq!(err(&with(PREPARE, 2, &[3])), WireError::BadVersion);
+    for kind in [0u8, 15, 20, 0xFF] {
         assert_eq!(err(&with(PREPARE, 3, &[kind])), WireError::UnknownKind, "kind {kind}");
     }
     assert_eq!(err(&with(PREPARE, 10, &[1, 0])), WireError::ReservedNonZero);
@@ -70,19 +72,24 @@ fn body_errors() {
     assert_eq!(err(&with(ACCEPT, 36, &u32::MAX.to_le_bytes())), WireError::LengthOverflow);
     // A shorter length leaves trailing bytes.
     assert_eq!(err(&with(ACCEPT, 36, &2u32.to_le_bytes())), WireError::TrailingBytes);
-    // Promise: chunk (offset 28) and chunks (30).
-    assert_eq!(err(&with(PROMISE, 30, &[0, 0])), WireError::BadChunk);
-    assert_eq!(err(&with(PROMISE, 28, &[1, 0])), WireError::BadChunk);
-    assert_eq!(err(&with(PROMISE, 28, &[5, 0, 3, 0])), WireError::BadChunk);
-    // Promise entry count (offset 32): more than the rest can hold, before any allocation.
-    assert_eq!(err(&with(PROMISE, 32, &u32::MAX.to_le_bytes())), WireError::TooManyEntries);
-    assert_eq!(err(&with(PROMISE, 32, &3u32.to_le_bytes())), WireError::TooManyEntries);
+    // Promise: chunk (offset 52) and chunks (54).
+    assert_eq!(err(&with(PROMISE, 54, &[0, 0])), WireError::BadChunk);
+    assert_eq!(err(&with(PROMISE, 52, &[1, 0])), WireError::BadChunk);
+    assert_eq!(err(&with(PROMISE, 52, &[5, 0, 3, 0])), WireError::BadChunk);
+    // Promise entry count (offset 56): more than the rest can hold, before any allocation.
+    assert_eq!(err(&with(PROMISE, 56, &u32::MAX.to_le_bytes())), WireError::TooManyEntries);
+    assert_eq!(err(&with(PROMISE, 56, &3u32.to_le_bytes())), WireError::TooManyEntries);
     // Fewer entries than present: trailing bytes.
-    assert_eq!(err(&with(PROMISE, 32, &1u32.to_le_bytes())), WireError::TrailingBytes);
-    // Entry 0's value length (offset 52) past the end.
-    assert_eq!(err(&with(PROMISE, 52, &100u32.to_le_bytes())), WireError::LengthOverflow);
-    // Entry 1's ballot reserved bytes (offset 72).
-    assert_eq!(err(&with(PROMISE, 72, &[0, 9])), WireError::ReservedNonZero);
+    assert_eq!(err(&with(PROMISE, 56, &1u32.to_le_bytes())), WireError::TrailingBytes);
+    // Entry 0's value length (offset 76) past the end.
+    assert_eq!(err(&with(PROMISE, 76, &100u32.to_le_bytes())), WireError::LengthOverflow);
+    // Entry 1's ballot reserved bytes (offset 96).
+    assert_eq!(err(&with(PROMISE, 96, &[0, 9])), WireError::ReservedNonZero);
+    // RecoveryInfo's flags (offset 36): only bit 0 may be set.
+    assert_eq!(err(&with(RECOVERY_INFO, 36, &[2, 0, 0, 0])), WireError::ReservedNonZero);
+    assert_eq!(err(&with(RECOVERY_INFO, 39, &[0x80])), WireError::ReservedNonZero);
+    // SnapshotChunk's data length (offset 44) past the end.
+    assert_eq!(err(&with(SNAPSHOT_CHUNK, 44, &3u32.to_le_bytes())), WireError::LengthOverflow);
 }
 
 #[test]
@@ -226,7 +233,7 @@ fn payload_closure_runs_only_for_valid_datagrams() {
     let mut calls = 0;
     assert!(decode(&bad, |_| calls += 1).is_err());
     assert_eq!(calls, 0);
-    let bad = with(PROMISE, 72, &[0, 9]); // entry 0 is fine, entry 1 is not
+    let bad = with(PROMISE, 96, &[0, 9]); // entry 0 is fine, entry 1 is not
     assert!(decode(&bad, |_| calls += 1).is_err());
     assert_eq!(calls, 0);
     assert!(decode(PROMISE, |_| calls += 1).is_ok());
@@ -252,7 +259,10 @@ fn encode_refuses_what_decode_would_refuse() {
     for (chunk, chunks) in [(0, 0), (1, 1), (7, 3)] {
         let m = Message::<&[u8]>::Promise {
             ballot: b(1, 0),
+            from: Slot(0),
             low: Slot(0),
+            end: Slot(0),
+            high: Slot(0),
             chunk,
             chunks,
             entries: vec![],
