@@ -701,6 +701,9 @@ struct Replica {
     starts: u32,
     /// A restart whose ready line has not shown yet (when it was started).
     awaiting_ready: Option<Instant>,
+    /// A restart on DPDK whose `all DPDK links up` line has not shown yet: its memif peers
+    /// have not all reconnected (when it was started).
+    awaiting_links: Option<Instant>,
     /// What happened to it, for the final lines (`dead since +3.00s (kill)`).
     last_fault: Option<String>,
 }
@@ -719,13 +722,21 @@ impl Replica {
             instance_start: 0,
             starts: 0,
             awaiting_ready: None,
+            awaiting_links: None,
             last_fault: None,
         }
     }
 
-    /// Reads what its log gained: leader lines (into `events` too) and the ready line.
-    fn poll_log(&mut self, events: &mut Vec<LeaderLine>, ready_after: &mut Vec<(u16, f64)>) {
+    /// Reads what its log gained: leader lines (into `events` too), the ready line and the
+    /// links-up line (times since a restart into `after`).
+    fn poll_log(&mut self, events: &mut Vec<LeaderLine>, after: &mut Restarts) {
         for l in self.tail.new_lines() {
+            after.relink_line(&self.proc.name, &l);
+            if l.contains("] all DPDK links up") {
+                if let Some(t) = self.awaiting_links.take() {
+                    after.links.push((self.ids[0], t.elapsed().as_secs_f64()));
+                }
+            }
             if let Some(e) = leader_line(&l) {
                 if e.group == 0 {
                     if let Some(c) = self.claims.iter_mut().find(|c| c.0 == e.replica) {
@@ -735,8 +746,30 @@ impl Replica {
                 events.push(e);
             } else if l.starts_with(crate::node::READY_PREFIX) {
                 if let Some(t) = self.awaiting_ready.take() {
-                    ready_after.push((self.ids[0], t.elapsed().as_secs_f64()));
+                    after.ready.push((self.ids[0], t.elapsed().as_secs_f64()));
                 }
+            }
+        }
+    }
+}
+
+/// (member, seconds) from restarts to what their logs said.
+#[derive(Default)]
+struct Restarts {
+    /// ... to the ready line.
+    ready: Vec<(u16, f64)>,
+    /// ... to `all DPDK links up` (every memif peer reconnected).
+    links: Vec<(u16, f64)>,
+    /// memif client ports that reconnected to a server that came back (`who: port ...`).
+    relinks: Vec<String>,
+}
+
+impl Restarts {
+    /// Notes a `link up again` line of `who`'s log (dataplane::dpdk::relink).
+    fn relink_line(&mut self, who: &str, line: &str) {
+        if let Some((_, what)) = line.split_once("dataplane::dpdk::relink] ") {
+            if what.contains("link up again") {
+                self.relinks.push(format!("{who}: {what}"));
             }
         }
     }
@@ -747,8 +780,7 @@ struct Supervisor {
     nodes: Vec<Replica>,
     /// Every leader line seen, all groups, every instance.
     events: Vec<LeaderLine>,
-    /// (member, seconds) from a restart to its ready line.
-    ready_after: Vec<(u16, f64)>,
+    restarts: Restarts,
     /// When the measured run started (the client's `client at` line + `--warmup`).
     anchor: Option<SystemTime>,
     /// Per symbolic target (leader, follower): the last kill/stop of it and whom it hit.
@@ -779,7 +811,7 @@ impl Supervisor {
 
     fn poll_logs(&mut self) {
         for r in &mut self.nodes {
-            r.poll_log(&mut self.events, &mut self.ready_after);
+            r.poll_log(&mut self.events, &mut self.restarts);
         }
     }
 
@@ -796,8 +828,9 @@ impl Supervisor {
             let Some(st) = r.proc.exited() else { continue };
             r.life = Life::Dead;
             r.awaiting_ready = None;
+            r.awaiting_links = None;
             r.last_fault = Some(format!("exited on its own at {when:+.2}s ({st})"));
-            r.poll_log(&mut self.events, &mut self.ready_after);
+            r.poll_log(&mut self.events, &mut self.restarts);
             let what = format!("{} (pid {pid}) exited at {when:+.2}s ({st})", r.proc.name);
             eprintln!(
                 "paxos-cluster: {what}, not by the fault schedule; the run goes on. Its log \
@@ -1107,6 +1140,7 @@ pub fn run(a: &ClusterArgs, stop: &AtomicBool) -> Result<(), AppError> {
         }
         r.starts += 1;
         r.awaiting_ready = append.then(Instant::now);
+        r.awaiting_links = (append && t != ClusterTransport::Udp).then(Instant::now);
         Ok(())
     };
 
@@ -1274,7 +1308,7 @@ pub fn run(a: &ClusterArgs, stop: &AtomicBool) -> Result<(), AppError> {
     let mut sv = Supervisor {
         nodes,
         events: Vec::new(),
-        ready_after: Vec::new(),
+        restarts: Restarts::default(),
         anchor: None,
         last_hit: [None, None],
         injected: Vec::new(),
@@ -1290,12 +1324,13 @@ pub fn run(a: &ClusterArgs, stop: &AtomicBool) -> Result<(), AppError> {
         if stop.load(Ordering::Relaxed) {
             break None;
         }
-        if sv.anchor.is_none() {
+        for l in client_tail.new_lines() {
             // The client logs `client at ...` just before its run starts.
-            if let Some(l) = client_tail.new_lines().iter().find(|l| l.contains("] client at ")) {
-                let t0 = faults::log_time(l).unwrap_or_else(SystemTime::now);
+            if sv.anchor.is_none() && l.contains("] client at ") {
+                let t0 = faults::log_time(&l).unwrap_or_else(SystemTime::now);
                 sv.anchor = Some(t0 + Duration::from_secs_f64(a.warmup));
             }
+            sv.restarts.relink_line("client", &l);
         }
         sv.poll_logs();
         sv.check_exits();
@@ -1311,6 +1346,9 @@ pub fn run(a: &ClusterArgs, stop: &AtomicBool) -> Result<(), AppError> {
             break None;
         }
     };
+    for l in client_tail.new_lines() {
+        sv.restarts.relink_line("client", &l);
+    }
     for f in &schedule[next_fault..] {
         sv.refused.push((f.clone(), f.at, "the run ended before it was due".into()));
     }
@@ -1318,9 +1356,14 @@ pub fn run(a: &ClusterArgs, stop: &AtomicBool) -> Result<(), AppError> {
         client.terminate(Duration::from_secs(3));
     }
     let client_out = std::fs::read_to_string(&client_log).unwrap_or_default();
-    // The report lines, without log lines (env_logger's `[..]`, DPDK's `EAL: ..`).
+    // The report lines, without log lines (env_logger's `[..]`, DPDK's `EAL: ..` and
+    // `memif_connect_client(): ..`).
     let is_log = |l: &str| {
+        let dpdk_fn = l.split_once("(): ").is_some_and(|(f, _)| {
+            !f.is_empty() && f.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        });
         l.starts_with('[')
+            || dpdk_fn
             || ["EAL:", "TELEMETRY:", "ETHDEV:", "MEMIF:"].iter().any(|p| l.starts_with(p))
     };
     for l in client_out.lines().filter(|l| !is_log(l)) {
@@ -1330,8 +1373,15 @@ pub fn run(a: &ClusterArgs, stop: &AtomicBool) -> Result<(), AppError> {
         println!("  {l}");
     }
     let ok = matches!(status, Some(st) if st.success());
-    // Stop the replicas (continuing stopped ones first) and show their final counters.
+    // Stop the replicas (continuing stopped ones first), all at once so that no election
+    // runs among those still up, and show their final counters.
     sv.check_exits();
+    for r in sv.nodes.iter_mut() {
+        if r.proc.stopped {
+            r.proc.signal("CONT");
+        }
+        r.proc.signal("TERM");
+    }
     for r in sv.nodes.iter_mut() {
         r.proc.terminate(Duration::from_secs(5));
     }
@@ -1444,6 +1494,7 @@ fn inject(
                 r.proc.kill();
                 r.life = Life::Dead;
                 r.awaiting_ready = None;
+                r.awaiting_links = None;
                 r.last_fault = Some(format!("killed at {at:+.2}s"));
                 Ok(())
             }
@@ -1533,18 +1584,34 @@ fn fault_summary(sv: &Supervisor, a: &ClusterArgs) -> Vec<String> {
     for (f, at, why) in &sv.refused {
         out.push(format!("  not injected: {} (due {at:+.2}s): {why}", f.spec));
     }
-    if !sv.ready_after.is_empty() {
-        let v: Vec<String> =
-            sv.ready_after.iter().map(|(id, s)| format!("replica {id} {s:.2} s")).collect();
-        out.push(format!("  restart to ready line: {}", v.join(", ")));
+    let list = |v: &[(u16, f64)]| -> String {
+        v.iter().map(|(id, s)| format!("replica {id} {s:.2} s")).collect::<Vec<_>>().join(", ")
+    };
+    if !sv.restarts.ready.is_empty() {
+        out.push(format!("  restart to ready line: {}", list(&sv.restarts.ready)));
+    }
+    if !sv.restarts.links.is_empty() {
+        out.push(format!("  restart to all DPDK links up: {}", list(&sv.restarts.links)));
+    }
+    if !sv.restarts.relinks.is_empty() {
+        out.push(format!(
+            "  memif links reconnected by their client end: {}",
+            sv.restarts.relinks.join("; ")
+        ));
     }
     let mut g0: Vec<&LeaderLine> = sv.events.iter().filter(|e| e.group == 0 && e.leading).collect();
     g0.sort_by_key(|e| e.time);
     let shown: Vec<String> = g0
         .iter()
         .map(|e| {
-            let when = e.time.map_or("?".to_string(), |t| format!("{:+.2}s", offset(sv.anchor, t)));
-            format!("{when} replica {} b{}.{}", e.replica, e.ballot.0, e.ballot.1)
+            let at = e.time.map(|t| offset(sv.anchor, t));
+            let when = at.map_or("?".to_string(), |s| format!("{s:+.2}s"));
+            let phase = match at {
+                Some(s) if s < 0.0 => " (warm-up)",
+                Some(s) if s > a.duration => " (after the run)",
+                _ => "",
+            };
+            format!("{when} replica {} b{}.{}{phase}", e.replica, e.ballot.0, e.ballot.1)
         })
         .collect();
     let others = sv.events.iter().filter(|e| e.group != 0 && e.leading).count();
