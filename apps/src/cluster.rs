@@ -791,6 +791,8 @@ struct Supervisor {
     refused: Vec<(Fault, f64, String)>,
     /// Replicas that exited on their own (member, pid, when, status).
     unscheduled: Vec<String>,
+    /// Where `wipe` moved data directories.
+    moved_aside: Vec<PathBuf>,
 }
 
 /// `+1.23s` / `-0.40s` relative to the measured run's start.
@@ -1314,6 +1316,7 @@ pub fn run(a: &ClusterArgs, stop: &AtomicBool) -> Result<(), AppError> {
         injected: Vec::new(),
         refused: Vec::new(),
         unscheduled: Vec::new(),
+        moved_aside: Vec::new(),
     };
     let mut client_tail = LogTail::new(&client_log, 0);
     let mut next_fault = 0;
@@ -1412,7 +1415,10 @@ pub fn run(a: &ClusterArgs, stop: &AtomicBool) -> Result<(), AppError> {
             }
         }
     }
-    let Supervisor { nodes, unscheduled, refused, .. } = sv;
+    let Supervisor { nodes, unscheduled, refused, moved_aside, .. } = sv;
+    if a.data_dir.is_some() {
+        cleanup.data_dirs.extend(moved_aside);
+    }
     drop(nodes);
     drop(bridge);
     drop(cleanup);
@@ -1530,7 +1536,12 @@ fn inject(
                                 k += 1;
                             };
                             match std::fs::rename(d, &aside) {
-                                Ok(()) => format!("; data directory moved to {}", aside.display()),
+                                Ok(()) => {
+                                    let note =
+                                        format!("; data directory moved to {}", aside.display());
+                                    sv.moved_aside.push(aside);
+                                    note
+                                }
                                 Err(e) => format!("; could not move {}: {e}", d.display()),
                             }
                         }
