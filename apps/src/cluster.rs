@@ -241,6 +241,9 @@ pub struct Proc {
     pub log: PathBuf,
     /// SIGSTOPped by us (a stopped process ignores SIGTERM until continued).
     pub stopped: bool,
+    /// SIGTERM sent already (a second one makes our binaries exit at once, without their
+    /// final lines).
+    pub term_sent: bool,
 }
 
 impl Proc {
@@ -285,6 +288,7 @@ impl Proc {
         match sig {
             "STOP" if ok => self.stopped = true,
             "CONT" if ok => self.stopped = false,
+            "TERM" if ok => self.term_sent = true,
             _ => {}
         }
         ok
@@ -298,8 +302,8 @@ impl Proc {
         c.wait().ok()
     }
 
-    /// SIGTERM (after SIGCONT if we stopped it), wait up to `grace`, then SIGKILL. Returns
-    /// the exit status if it exited.
+    /// SIGTERM (after SIGCONT if we stopped it; not again if sent already), wait up to
+    /// `grace`, then SIGKILL. Returns the exit status if it exited.
     pub fn terminate(&mut self, grace: Duration) -> Option<ExitStatus> {
         let pid = self.pid()?;
         if let Some(st) = self.exited() {
@@ -308,8 +312,9 @@ impl Proc {
         if self.stopped {
             self.signal("CONT");
         }
-        let _ =
-            Command::new("kill").args(["-TERM", &pid.to_string()]).stderr(Stdio::null()).status();
+        if !self.term_sent {
+            self.signal("TERM");
+        }
         let deadline = Instant::now() + grace;
         let never = AtomicBool::new(false);
         if let Some(st) = self.wait_until(deadline, &never) {
@@ -359,7 +364,13 @@ pub fn spawn_logging(
         .spawn()
         .map_err(|e| cli::runtime(format!("cannot start {}: {e}", bin.display())))?;
     log::debug!("started {name} (pid {}): {} {}", child.id(), bin.display(), args.join(" "));
-    Ok(Proc { name: name.to_string(), child: Some(child), log: log.to_path_buf(), stopped: false })
+    Ok(Proc {
+        name: name.to_string(),
+        child: Some(child),
+        log: log.to_path_buf(),
+        stopped: false,
+        term_sent: false,
+    })
 }
 
 /// The work directory, DPDK runtime directories and data directories outside the work
@@ -711,7 +722,13 @@ struct Replica {
 impl Replica {
     fn new(name: &str, ids: Vec<u16>, args: Vec<String>, log: PathBuf) -> Replica {
         Replica {
-            proc: Proc { name: name.to_string(), child: None, log: log.clone(), stopped: false },
+            proc: Proc {
+                name: name.to_string(),
+                child: None,
+                log: log.clone(),
+                stopped: false,
+                term_sent: false,
+            },
             claims: ids.iter().map(|&i| (i, None)).collect(),
             ids,
             args,
