@@ -19,6 +19,13 @@
 //!   memif they share one port to the client and reach each other through the DPDK layer's
 //!   software dispatch (local delivery), with udp they are threads.
 //!
+//! Faults (`--fault AT:ACTION:TARGET`, [`crate::faults`]): replicas killed, restarted,
+//! stopped, continued or wiped during the measured run, each printed as it happens and
+//! summed up at the end. A replica that exits without the schedule killing it is reported
+//! at once and fails the run, which goes on. Restarts reuse the replica's arguments and
+//! data directory (memif: its stale server sockets are removed first; the peers' memif
+//! client ports reconnect by themselves, see `dataplane::dpdk::relink`).
+//!
 //! Every poller uses the `--idle` policy (default adaptive: yield, except that a leader with
 //! slots in flight spins a few polls for the answer; this machine has fewer vCPUs than
 //! pollers, see shared ENVIRONMENT.md and dataplane::idle).
@@ -1369,8 +1376,13 @@ pub fn run(a: &ClusterArgs, stop: &AtomicBool) -> Result<(), AppError> {
     for l in client_tail.new_lines() {
         sv.restarts.relink_line("client", &l);
     }
+    let why = if sv.anchor.is_some() {
+        "the run ended before it was due"
+    } else {
+        "the client never logged `client at ...` (its start; info level: does RUST_LOG hide it?)"
+    };
     for f in &schedule[next_fault..] {
-        sv.refused.push((f.clone(), f.at, "the run ended before it was due".into()));
+        sv.refused.push((f.clone(), f.at, why.into()));
     }
     if status.is_none() {
         client.terminate(Duration::from_secs(3));
