@@ -62,7 +62,7 @@ fn kill_and_restart_follower(transport: &str) -> String {
         "--storage",
         "memory",
         "--duration",
-        "4.5",
+        "5",
         "--warmup",
         "0.3",
         "--outstanding",
@@ -79,7 +79,7 @@ fn kill_and_restart_follower(transport: &str) -> String {
     assert!(stdout.contains(" storage memory"), "the label names the storage mode:\n{stdout}");
     assert!(stdout.contains("unscheduled exits: none"), "{stdout}");
     let secs = seconds(&stdout);
-    assert_eq!(secs.len(), 4, "one line per full second:\n{stdout}");
+    assert_eq!(secs.len(), 5, "one line per full second:\n{stdout}");
     for &(n, ok, _) in &secs[2..] {
         assert!(ok > 0, "second {n} (after the restart) completed nothing:\n{stdout}");
     }
@@ -95,22 +95,25 @@ fn kill_and_restart_follower(transport: &str) -> String {
     stdout
 }
 
-/// memif: the restarted replica is the memif server of the client's link to it (and of its
-/// higher-id peers'): their client ends must reconnect (dataplane::dpdk::relink), which the
-/// restarted node reports as `all DPDK links up`.
+/// memif: the restarted replica is the memif server of the client's link to it and of
+/// replica 2's (`follower` is 0 or 1 in a 3-replica cluster: the lowest id that does not
+/// lead). DPDK's net_memif never reconnects a client end by itself; the client ends must
+/// (dataplane::dpdk::relink) and say so in their logs, which paxos-cluster sums up. (The
+/// restarted node's own `all DPDK links up` line is in the summary too, but it is checked
+/// once a second by a thread that a loaded machine starves: not asserted.)
 #[cfg(feature = "dpdk")]
 #[test]
 fn memif_follower_killed_and_restarted() {
     let stdout = kill_and_restart_follower("memif");
     let killed = hit(&stdout, "kill follower");
-    assert!(
-        stdout.contains(&format!("restart to all DPDK links up: replica {killed} ")),
-        "the restarted replica's memif links did not all come back:\n{stdout}"
-    );
-    assert!(
-        stdout.contains(&format!("client: port {killed} (net_memif_r{killed}): link up again")),
-        "the client did not reconnect to the restarted replica:\n{stdout}"
-    );
+    assert!(killed < 2, "{stdout}");
+    for end in ["client", "replica 2"] {
+        let want = format!("{end}: port {killed} (net_memif_r{killed}): link up again");
+        assert!(
+            stdout.contains(&want),
+            "the {end} did not reconnect to the restarted replica {killed}:\n{stdout}"
+        );
+    }
 }
 
 #[test]
