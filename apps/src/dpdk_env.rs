@@ -137,8 +137,11 @@ impl DpdkEnv {
             // A memif client connects to its server only when its port starts: its poller
             // restarts it when the link goes down (the peer died and may come back), and a
             // server that is not listening yet is not an error (retried the same way).
-            let relink = p.driver() == "net_memif" && clients.contains(&p.name());
+            let name = p.name();
+            let client = clients.iter().find(|c| c.0 == name);
+            let relink = p.driver() == "net_memif" && client.is_some();
             p.set_relink(relink);
+            p.set_relink_socket(client.and_then(|c| c.1.clone()));
             match p.start() {
                 Ok(()) => log::info!("port {id}: {} started", p.driver()),
                 Err(e) if relink => log::warn!(
@@ -291,8 +294,9 @@ impl DpdkEnv {
 }
 
 /// The device names of the `--vdev`s in `eal_args` that are net_memif clients in copy mode
-/// (`role=client`, no `zero-copy=yes`): the ports to restart when their server comes back.
-pub fn memif_clients(eal_args: &[String]) -> Vec<String> {
+/// (`role=client`, no `zero-copy=yes`): the ports to restart when their server comes back;
+/// with the server's socket file where it is one (`socket=PATH,socket-abstract=no`).
+pub fn memif_clients(eal_args: &[String]) -> Vec<(String, Option<std::path::PathBuf>)> {
     let mut out = Vec::new();
     let mut it = eal_args.iter();
     while let Some(a) = it.next() {
@@ -311,7 +315,9 @@ pub fn memif_clients(eal_args: &[String]) -> Vec<String> {
             && kv.contains(&"role=client")
             && !kv.contains(&"zero-copy=yes")
         {
-            out.push(name.to_string());
+            let file = kv.contains(&"socket-abstract=no");
+            let socket = kv.iter().find_map(|p| p.strip_prefix("socket="));
+            out.push((name.to_string(), socket.filter(|_| file).map(Into::into)));
         }
     }
     out
@@ -371,6 +377,10 @@ mod tests {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        assert_eq!(memif_clients(&args), ["net_memif_r0", "net_memif_c"]);
+        let want = [
+            ("net_memif_r0".to_string(), Some("/tmp/a.sock".into())),
+            ("net_memif_c".to_string(), None), // abstract (the PMD's default): no file
+        ];
+        assert_eq!(memif_clients(&args), want);
     }
 }

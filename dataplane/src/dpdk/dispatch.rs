@@ -257,7 +257,8 @@ impl SharedQueue {
 fn relink_of(port: &Port, queue: QueueId) -> Option<Relink> {
     (port.relinks() && queue.0 == 0).then(|| {
         let name = format!("port {} ({})", port.id().0, port.name());
-        Relink::new(EthPort(port.id()), name, port.is_started())
+        let eth = EthPort { port: port.id(), socket: port.relink_socket().map(Into::into) };
+        Relink::new(eth, name, port.is_started())
     })
 }
 

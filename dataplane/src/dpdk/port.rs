@@ -127,6 +127,8 @@ pub struct Port {
     flows: usize,
     /// Its poller restarts it when its link goes down ([`super::relink`]).
     relink: bool,
+    /// The memif server's socket file, watched while the link is down.
+    relink_socket: Option<std::path::PathBuf>,
     /// RX queues refill from this pool: keep it alive as long as the queues exist.
     _pool: Arc<Mempool>,
 }
@@ -282,6 +284,7 @@ impl Port {
             closed: false,
             flows: 0,
             relink: false,
+            relink_socket: None,
             _pool: Arc::clone(pool),
         };
         if w.promiscuous {
@@ -347,6 +350,18 @@ impl Port {
     /// See [`set_relink`](Self::set_relink).
     pub fn relinks(&self) -> bool {
         self.relink
+    }
+
+    /// The server's socket file of a relinking memif client port: while the link is down,
+    /// a start is tried as soon as a new file appears there (a restarted server), and
+    /// rarely while the old one stays (see [`super::relink`]).
+    pub fn set_relink_socket(&mut self, socket: Option<std::path::PathBuf>) {
+        self.relink_socket = socket;
+    }
+
+    /// See [`set_relink_socket`](Self::set_relink_socket).
+    pub fn relink_socket(&self) -> Option<&std::path::Path> {
+        self.relink_socket.as_deref()
     }
 
     /// The device's name (e.g. "net_memif_r1").
