@@ -645,8 +645,10 @@ impl PacketIo for DpdkIo {
             RxSource::Shared { queue, .. } => queue.port_started(),
             RxSource::Direct => true,
         };
-        // SAFETY: tx[..n] are mbufs we own; tx_burst takes ownership of the first `sent`.
         let sent = if started {
+            // SAFETY: tx[..n] are mbufs we own; tx_burst takes ownership of the first `sent`.
+            // The port is started (a relinking port's poller, this thread, stops it only
+            // between polls and says so through `port_started`).
             usize::from(unsafe {
                 sys::rte_eth_tx_burst(self.port.0, self.queue.0, self.tx.as_mut_ptr(), n as u16)
             })
