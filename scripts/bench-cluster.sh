@@ -39,11 +39,11 @@ for t in $TRANSPORTS; do
     target/release/paxos-cluster --transport "$transport" "${extra[@]}" \
       --replicas "$REPLICAS" --value-bytes "$VALUE" --outstanding "$o" \
       --duration "$DURATION" --warmup "$WARMUP" --out "$OUT/$t-o$o"
-    cat "$OUT/$t-o$o/results.csv" | tail -n 1 >> "$OUT/all.csv.tmp"
+    header=$(head -n 1 "$OUT/$t-o$o/results.csv")
+    tail -n 1 "$OUT/$t-o$o/results.csv" >> "$OUT/all.csv.tmp"
   done
 done
-{ echo "label,ops,errors,timeouts,duration_s,throughput_ops_s,min_us,mean_us,p50_us,p90_us,p99_us,p99.9_us,p99.99_us,max_us"
-  cat "$OUT/all.csv.tmp"; } > "$OUT/all.csv"
+{ echo "$header"; cat "$OUT/all.csv.tmp"; } > "$OUT/all.csv"
 rm -f "$OUT/all.csv.tmp"
 echo "== all runs: $OUT/all.csv"
 column -s, -t < "$OUT/all.csv" 2>/dev/null || cat "$OUT/all.csv"

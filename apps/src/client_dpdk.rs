@@ -3,7 +3,9 @@
 use crate::cli::{self, AppError};
 use crate::config::Cluster;
 use crate::dpdk_env::DpdkEnv;
-use crate::loadgen::{print_report, replica_tables, ClientArgs, Engine, Outputs, Workload};
+use crate::loadgen::{
+    print_report, print_seconds, replica_tables, ClientArgs, Engine, Outputs, Workload,
+};
 use dataplane::counters::Counters;
 use dataplane::dpdk::DpdkIoConfig;
 use dataplane::io::Endpoint;
@@ -53,6 +55,9 @@ pub fn run(
     let result = engine.run(move || tsc.now_ns(), stop, |_| 0);
     let (r, hist) = result?;
     print_report(&r);
+    if a.per_second {
+        print_seconds(&r);
+    }
     let c = &counters;
     println!(
         "  dpdk client: rx {} tx {} drops {} tx_full_frees {} tx_no_buffer {}",

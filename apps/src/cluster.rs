@@ -19,12 +19,20 @@
 //!   memif they share one port to the client and reach each other through the DPDK layer's
 //!   software dispatch (local delivery), with udp they are threads.
 //!
+//! Faults (`--fault AT:ACTION:TARGET`, [`crate::faults`]): replicas killed, restarted,
+//! stopped, continued or wiped during the measured run, each printed as it happens and
+//! summed up at the end. A replica that exits without the schedule killing it is reported
+//! at once and fails the run, which goes on. Restarts reuse the replica's arguments and
+//! data directory (memif: its stale server sockets are removed first; the peers' memif
+//! client ports reconnect by themselves, see `dataplane::dpdk::relink`).
+//!
 //! Every poller uses the `--idle` policy (default adaptive: yield, except that a leader with
 //! slots in flight spins a few polls for the answer; this machine has fewer vCPUs than
 //! pollers, see shared ENVIRONMENT.md and dataplane::idle).
 
-use crate::cli::{self, AppError, Idle};
+use crate::cli::{self, AppError, Idle, StorageMode};
 use crate::config::local_cluster_toml;
+use crate::faults::{self, leader_line, Action, Fault, LeaderLine, LogTail, Target};
 use clap::{Parser, ValueEnum};
 use dataplane::idle::IdlePolicy;
 use std::fs::File;
@@ -33,7 +41,7 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ClusterTransport {
@@ -178,6 +186,20 @@ pub struct ClusterArgs {
     /// the same replica share datagrams, kind 18).
     #[arg(long)]
     pub no_batch: bool,
+    /// A fault to inject, AT:ACTION:TARGET (repeatable): AT seconds into the measured run
+    /// (after --warmup), ACTION kill|restart|stop|cont|wipe, TARGET leader|follower|<id>|all.
+    /// restart/cont/wipe of leader/follower act on the replica that the last kill/stop of
+    /// that target hit. See docs/operations.md, "Fault schedule".
+    #[arg(long = "fault", value_name = "AT:ACTION:TARGET")]
+    pub faults: Vec<String>,
+    /// Acceptor state of every replica: memory (lost when the process dies: a restarted
+    /// replica rejoins with --rejoin) or durable (a data directory per replica).
+    #[arg(long, value_enum, default_value = "memory", value_name = "MODE")]
+    pub storage: StorageMode,
+    /// Durable storage: replica i keeps its state in DIR/replica-<i> (default: the work
+    /// directory's data-<i>); removed at the end unless --keep.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
 }
 
 /// Where the processes of a local cluster may run.
@@ -219,11 +241,16 @@ pub fn cpu_sets(ncpu: usize, placement: Placement) -> (String, String) {
 /// (`tx_full_frees`) and the lost requests wait for the client's retry.
 pub const MEMIF_LOG2_RING: u8 = 12;
 
-/// A child process, terminated (SIGTERM, then SIGKILL) when dropped.
+/// A child process, terminated (SIGCONT if stopped, SIGTERM, then SIGKILL) when dropped.
 pub struct Proc {
     pub name: String,
     pub child: Option<Child>,
     pub log: PathBuf,
+    /// SIGSTOPped by us (a stopped process ignores SIGTERM until continued).
+    pub stopped: bool,
+    /// SIGTERM sent already (a second one makes our binaries exit at once, without their
+    /// final lines).
+    pub term_sent: bool,
 }
 
 impl Proc {
@@ -257,14 +284,44 @@ impl Proc {
         }
     }
 
-    /// SIGTERM, wait up to `grace`, then SIGKILL. Returns the exit status if it exited.
+    /// Sends `kill -<sig>` (e.g. "STOP", "CONT"); false if it is not running or `kill` failed.
+    pub fn signal(&mut self, sig: &str) -> bool {
+        let Some(pid) = self.pid() else { return false };
+        let ok = Command::new("kill")
+            .args([format!("-{sig}"), pid.to_string()])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        match sig {
+            "STOP" if ok => self.stopped = true,
+            "CONT" if ok => self.stopped = false,
+            "TERM" if ok => self.term_sent = true,
+            _ => {}
+        }
+        ok
+    }
+
+    /// SIGKILL and reap; the exit status, if it was still ours to reap.
+    pub fn kill(&mut self) -> Option<ExitStatus> {
+        let mut c = self.child.take()?;
+        let _ = c.kill();
+        self.stopped = false;
+        c.wait().ok()
+    }
+
+    /// SIGTERM (after SIGCONT if we stopped it; not again if sent already), wait up to
+    /// `grace`, then SIGKILL. Returns the exit status if it exited.
     pub fn terminate(&mut self, grace: Duration) -> Option<ExitStatus> {
         let pid = self.pid()?;
         if let Some(st) = self.exited() {
             return Some(st);
         }
-        let _ =
-            Command::new("kill").args(["-TERM", &pid.to_string()]).stderr(Stdio::null()).status();
+        if self.stopped {
+            self.signal("CONT");
+        }
+        if !self.term_sent {
+            self.signal("TERM");
+        }
         let deadline = Instant::now() + grace;
         let never = AtomicBool::new(false);
         if let Some(st) = self.wait_until(deadline, &never) {
@@ -285,9 +342,26 @@ impl Drop for Proc {
     }
 }
 
-/// Starts `bin args` with stdout and stderr into `log`.
+/// Starts `bin args` with stdout and stderr into `log` (created anew).
 pub fn spawn(name: &str, bin: &Path, args: &[String], log: &Path) -> Result<Proc, AppError> {
-    let out = File::create(log).map_err(|e| cli::runtime(format!("{}: {e}", log.display())))?;
+    spawn_logging(name, bin, args, log, false)
+}
+
+/// Starts `bin args` with stdout and stderr into `log`, appended to if `append`.
+pub fn spawn_logging(
+    name: &str,
+    bin: &Path,
+    args: &[String],
+    log: &Path,
+    append: bool,
+) -> Result<Proc, AppError> {
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .append(append)
+        .truncate(!append)
+        .open(log)
+        .map_err(|e| cli::runtime(format!("{}: {e}", log.display())))?;
     let err = out.try_clone().map_err(|e| cli::runtime(format!("{}: {e}", log.display())))?;
     let child = Command::new(bin)
         .args(args)
@@ -297,14 +371,25 @@ pub fn spawn(name: &str, bin: &Path, args: &[String], log: &Path) -> Result<Proc
         .spawn()
         .map_err(|e| cli::runtime(format!("cannot start {}: {e}", bin.display())))?;
     log::debug!("started {name} (pid {}): {} {}", child.id(), bin.display(), args.join(" "));
-    Ok(Proc { name: name.to_string(), child: Some(child), log: log.to_path_buf() })
+    Ok(Proc {
+        name: name.to_string(),
+        child: Some(child),
+        log: log.to_path_buf(),
+        stopped: false,
+        term_sent: false,
+    })
 }
 
-/// The work directory and DPDK runtime directories, removed when dropped.
+/// The work directory, DPDK runtime directories and data directories outside the work
+/// directory (`--data-dir`), removed when dropped (all but the runtime directories are kept
+/// with `--keep`).
 pub struct Cleanup {
     pub dir: PathBuf,
     pub keep: bool,
     pub dpdk_prefixes: Vec<String>,
+    /// Directories this run created outside `dir` (durable data under `--data-dir`, and
+    /// where `wipe` moved them).
+    pub data_dirs: Vec<PathBuf>,
 }
 
 impl Drop for Cleanup {
@@ -314,8 +399,14 @@ impl Drop for Cleanup {
         }
         if self.keep {
             eprintln!("paxos-cluster: kept {}", self.dir.display());
+            for d in self.data_dirs.iter().filter(|d| d.exists()) {
+                eprintln!("paxos-cluster: kept {}", d.display());
+            }
         } else {
             let _ = std::fs::remove_dir_all(&self.dir);
+            for d in &self.data_dirs {
+                let _ = std::fs::remove_dir_all(d);
+            }
         }
     }
 }
@@ -429,13 +520,13 @@ pub fn tail(path: &Path, n: usize) -> String {
 /// Waits until every file exists and every process printed its ready line.
 fn wait_for_files(
     files: &[PathBuf],
-    procs: &mut [Proc],
+    nodes: &mut [Replica],
     stop: &AtomicBool,
 ) -> Result<(), AppError> {
     let deadline = Instant::now() + Duration::from_secs(20);
-    let ready = |p: &Proc| !lines_starting(&p.log, crate::node::READY_PREFIX).is_empty();
-    while !files.iter().all(|f| f.exists()) || !procs.iter().all(ready) {
-        for p in procs.iter_mut() {
+    let ready = |r: &Replica| !lines_starting(&r.proc.log, crate::node::READY_PREFIX).is_empty();
+    while !files.iter().all(|f| f.exists()) || !nodes.iter().all(ready) {
+        for p in nodes.iter_mut().map(|r| &mut r.proc) {
             if let Some(st) = p.exited() {
                 return Err(cli::runtime(format!(
                     "{} exited early ({st}):\n{}",
@@ -449,7 +540,7 @@ fn wait_for_files(
         }
         if Instant::now() > deadline {
             let missing: Vec<_> = files.iter().filter(|f| !f.exists()).collect();
-            let slow: Vec<_> = procs.iter().filter(|p| !ready(p)).map(|p| &p.name).collect();
+            let slow: Vec<_> = nodes.iter().filter(|r| !ready(r)).map(|r| &r.proc.name).collect();
             return Err(cli::runtime(format!(
                 "not ready after 20 s: sockets missing {missing:?}, processes not ready {slow:?}"
             )));
@@ -508,6 +599,21 @@ impl ClusterArgs {
         if !times_ok {
             return Err(cli::usage("--duration must be > 0 and --warmup >= 0 seconds"));
         }
+        if self.data_dir.is_some() && self.storage != StorageMode::Durable {
+            return Err(cli::usage("--data-dir: only with --storage durable"));
+        }
+        if self.single_process && self.storage == StorageMode::Durable {
+            return Err(cli::usage(
+                "--storage durable: not with --single-process (one data directory per replica \
+                 process)",
+            ));
+        }
+        if self.single_process && !self.faults.is_empty() {
+            return Err(cli::usage(
+                "--fault: not with --single-process (every replica is in one process)",
+            ));
+        }
+        faults::plan(&self.faults, self.replicas, self.duration)?;
         Ok(())
     }
 }
@@ -547,7 +653,343 @@ pub fn main_with(args: Vec<String>) -> Result<(), AppError> {
     run(&a, &stop)
 }
 
+/// How a replica process is started (which storage flags it gets).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// The first start of the cluster: `--init`.
+    First,
+    /// A restart of a killed replica: nothing more with durable storage (it finds its data
+    /// directory), `--rejoin` with memory storage (it lost everything).
+    Restart,
+    /// After its data directory was moved aside: `--rejoin`.
+    Wipe,
+}
+
+/// The storage flags of a start: `--storage`, `--data-dir` (durable), and `--init` /
+/// `--rejoin` as [`Start`] says.
+pub fn storage_args(mode: StorageMode, data_dir: Option<&Path>, how: Start) -> Vec<String> {
+    let mut v = vec!["--storage".to_string(), mode.to_string()];
+    if let Some(d) = data_dir {
+        v.extend(["--data-dir".into(), d.display().to_string()]);
+    }
+    match (how, mode) {
+        (Start::First, _) => v.push("--init".into()),
+        (Start::Restart, StorageMode::Durable) => {}
+        (Start::Restart, StorageMode::Memory) | (Start::Wipe, _) => v.push("--rejoin".into()),
+    }
+    v
+}
+
+/// Where a replica process is in the fault schedule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Life {
+    Running,
+    Stopped,
+    Dead,
+}
+
+impl std::fmt::Display for Life {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Life::Running => "running",
+            Life::Stopped => "stopped",
+            Life::Dead => "dead",
+        })
+    }
+}
+
+/// One `paxos-node` process (one replica, or all of them with `--single-process`) and what
+/// the fault schedule did to it.
+struct Replica {
+    /// The member ids it runs.
+    ids: Vec<u16>,
+    proc: Proc,
+    /// Arguments of every start, before the storage flags.
+    args: Vec<String>,
+    /// memif: the server sockets it creates. A SIGKILLed server leaves its socket file
+    /// behind and DPDK's net_memif cannot bind over it: removed before a restart.
+    sockets: Vec<PathBuf>,
+    data_dir: Option<PathBuf>,
+    life: Life,
+    /// Its log from where the current instance started.
+    tail: LogTail,
+    instance_start: u64,
+    /// Group 0 ballot each of its members leads with, per the current instance's log.
+    claims: Vec<(u16, Option<(u64, u16)>)>,
+    starts: u32,
+    /// A restart whose ready line has not shown yet (when it was started).
+    awaiting_ready: Option<Instant>,
+    /// A restart on DPDK whose `all DPDK links up` line has not shown yet: its memif peers
+    /// have not all reconnected (when it was started).
+    awaiting_links: Option<Instant>,
+    /// What happened to it, for the final lines (`dead since +3.00s (kill)`).
+    last_fault: Option<String>,
+}
+
+impl Replica {
+    fn new(name: &str, ids: Vec<u16>, args: Vec<String>, log: PathBuf) -> Replica {
+        Replica {
+            proc: Proc {
+                name: name.to_string(),
+                child: None,
+                log: log.clone(),
+                stopped: false,
+                term_sent: false,
+            },
+            claims: ids.iter().map(|&i| (i, None)).collect(),
+            ids,
+            args,
+            sockets: Vec::new(),
+            data_dir: None,
+            life: Life::Dead,
+            tail: LogTail::new(&log, 0),
+            instance_start: 0,
+            starts: 0,
+            awaiting_ready: None,
+            awaiting_links: None,
+            last_fault: None,
+        }
+    }
+
+    /// Reads what its log gained: leader lines (into `events` too), the ready line and the
+    /// links-up line (times since a restart into `after`).
+    fn poll_log(&mut self, events: &mut Vec<LeaderLine>, after: &mut Restarts) {
+        for l in self.tail.new_lines() {
+            after.relink_line(&self.proc.name, &l);
+            if l.contains("] all DPDK links up") {
+                if let Some(t) = self.awaiting_links.take() {
+                    after.links.push((self.ids[0], t.elapsed().as_secs_f64()));
+                }
+            }
+            if let Some(e) = leader_line(&l) {
+                if e.group == 0 {
+                    if let Some(c) = self.claims.iter_mut().find(|c| c.0 == e.replica) {
+                        c.1 = e.leading.then_some(e.ballot);
+                    }
+                }
+                events.push(e);
+            } else if l.starts_with(crate::node::READY_PREFIX) {
+                if let Some(t) = self.awaiting_ready.take() {
+                    after.ready.push((self.ids[0], t.elapsed().as_secs_f64()));
+                }
+            }
+        }
+    }
+}
+
+/// (member, seconds) from restarts to what their logs said.
+#[derive(Default)]
+struct Restarts {
+    /// ... to the ready line.
+    ready: Vec<(u16, f64)>,
+    /// ... to `all DPDK links up` (every memif peer reconnected).
+    links: Vec<(u16, f64)>,
+    /// memif client ports that reconnected to a server that came back (`who: port ...`).
+    relinks: Vec<String>,
+}
+
+impl Restarts {
+    /// Notes a `link up again` line of `who`'s log (dataplane::dpdk::relink).
+    fn relink_line(&mut self, who: &str, line: &str) {
+        if let Some((_, what)) = line.split_once("dataplane::dpdk::relink] ") {
+            if what.contains("link up again") {
+                self.relinks.push(format!("{who}: {what}"));
+            }
+        }
+    }
+}
+
+/// The replica processes and what the schedule and the logs showed.
+struct Supervisor {
+    nodes: Vec<Replica>,
+    /// Every leader line seen, all groups, every instance.
+    events: Vec<LeaderLine>,
+    restarts: Restarts,
+    /// When the measured run started (the client's `client at` line + `--warmup`).
+    anchor: Option<SystemTime>,
+    /// Per symbolic target (leader, follower): the last kill/stop of it and whom it hit.
+    last_hit: [Option<(Action, usize)>; 2],
+    /// (fault, when it was injected, whom it hit, note).
+    injected: Vec<(Fault, f64, String)>,
+    /// (fault, when, why it was not injected).
+    refused: Vec<(Fault, f64, String)>,
+    /// Replicas that exited on their own (member, pid, when, status).
+    unscheduled: Vec<String>,
+    /// Where `wipe` moved data directories.
+    moved_aside: Vec<PathBuf>,
+}
+
+/// `+1.23s` / `-0.40s` relative to the measured run's start.
+fn offset(anchor: Option<SystemTime>, t: SystemTime) -> f64 {
+    match anchor {
+        Some(a) => match t.duration_since(a) {
+            Ok(d) => d.as_secs_f64(),
+            Err(e) => -e.duration().as_secs_f64(),
+        },
+        None => 0.0,
+    }
+}
+
+impl Supervisor {
+    fn now(&self) -> f64 {
+        offset(self.anchor, SystemTime::now())
+    }
+
+    fn poll_logs(&mut self) {
+        for r in &mut self.nodes {
+            r.poll_log(&mut self.events, &mut self.restarts);
+        }
+    }
+
+    /// Replicas that exited without being killed by the schedule: reported at once (with the
+    /// tail of the log), remembered for the summary and the exit status.
+    fn check_exits(&mut self) {
+        for i in 0..self.nodes.len() {
+            let when = self.now();
+            let r = &mut self.nodes[i];
+            if r.life == Life::Dead {
+                continue;
+            }
+            let pid = r.proc.pid().unwrap_or(0);
+            let Some(st) = r.proc.exited() else { continue };
+            r.life = Life::Dead;
+            r.awaiting_ready = None;
+            r.awaiting_links = None;
+            r.last_fault = Some(format!("exited on its own at {when:+.2}s ({st})"));
+            r.poll_log(&mut self.events, &mut self.restarts);
+            let what = format!("{} (pid {pid}) exited at {when:+.2}s ({st})", r.proc.name);
+            eprintln!(
+                "paxos-cluster: {what}, not by the fault schedule; the run goes on. Its log \
+                 ends:\n{}",
+                tail_from(&r.proc.log, r.instance_start, 20)
+            );
+            self.unscheduled.push(what);
+        }
+    }
+
+    /// The running replica that leads group 0 now, per the logs; waits up to `patience`
+    /// for one to show up (an election takes 50-100 ms here).
+    fn leader(&mut self, patience: Duration) -> Option<usize> {
+        let until = Instant::now() + patience;
+        loop {
+            self.poll_logs();
+            let claims = self
+                .nodes
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.life == Life::Running)
+                .flat_map(|(i, r)| r.claims.iter().map(move |c| (i, c.1)));
+            let best = claims.filter_map(|(i, b)| b.map(|b| (b, i))).max().map(|(_, i)| i);
+            if best.is_some() || Instant::now() >= until {
+                return best;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The replicas `f` hits now, or why it cannot be injected.
+    fn targets(&mut self, f: &Fault) -> Result<Vec<usize>, String> {
+        let ok_from = |l: Life| match f.action {
+            Action::Kill => l != Life::Dead,
+            Action::Stop => l == Life::Running,
+            Action::Cont => l == Life::Stopped,
+            Action::Restart | Action::Wipe => l == Life::Dead,
+        };
+        let hit = match f.target {
+            Target::Member(m) => {
+                let i = usize::from(m);
+                let l = self.nodes[i].life;
+                if !ok_from(l) {
+                    return Err(format!("replica {m} is {l}"));
+                }
+                vec![i]
+            }
+            Target::All => {
+                let v: Vec<usize> =
+                    (0..self.nodes.len()).filter(|&i| ok_from(self.nodes[i].life)).collect();
+                if v.is_empty() {
+                    return Err(format!("no replica is in a state to {}", f.action));
+                }
+                v
+            }
+            Target::Leader | Target::Follower => {
+                let sym = f.target.symbol().expect("symbolic");
+                match f.action.needs() {
+                    Some(need) => match self.last_hit[sym].take() {
+                        Some((prev, i)) if prev == need => {
+                            let l = self.nodes[i].life;
+                            if !ok_from(l) {
+                                return Err(format!(
+                                    "replica {} (hit by {prev} {}) is {l}",
+                                    self.nodes[i].ids[0], f.target
+                                ));
+                            }
+                            vec![i]
+                        }
+                        _ => return Err(format!("no earlier {need} of {}", f.target)),
+                    },
+                    None => {
+                        let leader = self.leader(Duration::from_secs(2));
+                        let i = match f.target {
+                            Target::Leader => leader.ok_or_else(|| {
+                                "no running replica claims to lead group 0 in its log (the \
+                                 `leading with` lines are logged at info level by \
+                                 dataplane::driver: does RUST_LOG hide them?)"
+                                    .to_string()
+                            })?,
+                            _ => (0..self.nodes.len())
+                                .find(|&i| self.nodes[i].life == Life::Running && Some(i) != leader)
+                                .ok_or("no running replica besides the leader")?,
+                        };
+                        self.last_hit[sym] = Some((f.action, i));
+                        vec![i]
+                    }
+                }
+            }
+        };
+        Ok(hit)
+    }
+}
+
+/// The lines of `path` from byte `from` on that start with `prefix`.
+fn lines_starting_from(path: &Path, from: u64, prefix: &str) -> Vec<String> {
+    let mut t = LogTail::new(path, from);
+    t.new_lines().into_iter().filter(|l| l.starts_with(prefix)).collect()
+}
+
+/// The last `n` lines of a file from byte `from` on.
+fn tail_from(path: &Path, from: u64, n: usize) -> String {
+    let lines = LogTail::new(path, from).new_lines();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// fdatasync latency of the filesystem under `dir`: `n` times, append 4 KiB to a scratch file
+/// and `fdatasync` it (`File::sync_data`); (p50, p99) in microseconds. The file is removed.
+pub fn fdatasync_probe(dir: &Path, n: usize) -> std::io::Result<(f64, f64)> {
+    use std::io::Write;
+    let path = dir.join(format!(".pxc-fdatasync-probe-{}", std::process::id()));
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+    let block = [0x5au8; 4096];
+    let mut us = Vec::with_capacity(n);
+    let res = (|| {
+        for _ in 0..n {
+            let t = Instant::now();
+            f.write_all(&block)?;
+            f.sync_data()?;
+            us.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+        Ok::<(), std::io::Error>(())
+    })();
+    drop(f);
+    let _ = std::fs::remove_file(&path);
+    res?;
+    us.sort_by(f64::total_cmp);
+    let pct = |p: f64| us[((us.len() as f64 * p).ceil() as usize).clamp(1, us.len()) - 1];
+    Ok((pct(0.50), pct(0.99)))
+}
+
 pub fn run(a: &ClusterArgs, stop: &AtomicBool) -> Result<(), AppError> {
+    let schedule = faults::plan(&a.faults, a.replicas, a.duration)?;
     let bin_dir = match &a.bin_dir {
         Some(d) => d.clone(),
         None => std::env::current_exe()
@@ -569,7 +1011,12 @@ pub fn run(a: &ClusterArgs, stop: &AtomicBool) -> Result<(), AppError> {
     // Short: memif socket paths must fit sun_path (108 bytes).
     let dir = std::env::temp_dir().join(format!("pxc-{pid}"));
     std::fs::create_dir_all(&dir).map_err(|e| cli::runtime(format!("{}: {e}", dir.display())))?;
-    let mut cleanup = Cleanup { dir: dir.clone(), keep: a.keep, dpdk_prefixes: Vec::new() };
+    let mut cleanup = Cleanup {
+        dir: dir.clone(),
+        keep: a.keep,
+        dpdk_prefixes: Vec::new(),
+        data_dirs: Vec::new(),
+    };
     if let Some(out) = &a.out {
         std::fs::create_dir_all(out)
             .map_err(|e| cli::usage(format!("--out {}: {e}", out.display())))?;
@@ -577,6 +1024,46 @@ pub fn run(a: &ClusterArgs, stop: &AtomicBool) -> Result<(), AppError> {
     let base_port = a.base_port.unwrap_or(20_000 + (pid % 20_000) as u16);
     let n = a.replicas;
     let t = a.transport;
+
+    // Storage: durable replicas get a data directory each (created by the node's --init),
+    // and the filesystem under them is measured first.
+    let durable = a.storage == StorageMode::Durable;
+    let data_dirs: Vec<Option<PathBuf>> = (0..n)
+        .map(|i| {
+            durable.then(|| match &a.data_dir {
+                Some(d) => d.join(format!("replica-{i}")),
+                None => dir.join(format!("data-{i}")),
+            })
+        })
+        .collect();
+    let mut fsync: Option<(PathBuf, f64, f64)> = None;
+    if durable {
+        let parent = a.data_dir.clone().unwrap_or_else(|| dir.clone());
+        std::fs::create_dir_all(&parent)
+            .map_err(|e| cli::usage(format!("--data-dir {}: {e}", parent.display())))?;
+        for d in data_dirs.iter().flatten() {
+            if d.exists() {
+                return Err(cli::usage(format!(
+                    "--data-dir: {} exists already (from an earlier run?): remove it or give \
+                     another --data-dir",
+                    d.display()
+                )));
+            }
+            if a.data_dir.is_some() {
+                cleanup.data_dirs.push(d.clone());
+            }
+        }
+        let (p50, p99) = fdatasync_probe(&parent, 1000)
+            .map_err(|e| cli::runtime(format!("fdatasync probe in {}: {e}", parent.display())))?;
+        fsync = Some((parent, p50, p99));
+    }
+    let fsync_line = fsync.as_ref().map(|(d, p50, p99)| {
+        format!("fdatasync (4 KiB append) on {}: p50 {p50:.0} us, p99 {p99:.0} us", d.display())
+    });
+    if let Some(l) = &fsync_line {
+        log::info!("{l}");
+    }
+
     let cfg_path = dir.join("cluster.toml");
     // Elections after 50-100 ms without a leader (the default 5-10 ms is too eager when
     // more pollers than vCPUs share this machine: a descheduled leader looks dead).
@@ -644,26 +1131,59 @@ pub fn run(a: &ClusterArgs, stop: &AtomicBool) -> Result<(), AppError> {
     } else {
         None
     };
-    let launch = |name: &str, bin: &Path, args: &[String], log: &Path| match &bridge {
+    let launch = |name: &str, bin: &Path, args: &[String], log: &Path, append: bool| match &bridge {
         Some(b) => {
             let (ip, wrapped) = b.wrap(bin, args);
-            spawn(name, &ip, &wrapped, log)
+            spawn_logging(name, &ip, &wrapped, log, append)
         }
-        None => spawn(name, bin, args, log),
+        None => spawn_logging(name, bin, args, log, append),
+    };
+    // (Re)starts replica process `r` with the storage flags of `how`.
+    let start = |r: &mut Replica, how: Start, note: &str| -> Result<(), AppError> {
+        let append = how != Start::First;
+        if append {
+            // A SIGKILLed memif server leaves its socket file; bind() would fail on it.
+            for s in &r.sockets {
+                let _ = std::fs::remove_file(s);
+            }
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&r.proc.log)
+                .map_err(|e| cli::runtime(format!("{}: {e}", r.proc.log.display())))?;
+            use std::io::Write;
+            let _ = writeln!(f, "--- paxos-cluster: {} started again: {note} ---", r.proc.name);
+        }
+        let offset = std::fs::metadata(&r.proc.log).map_or(0, |m| m.len());
+        let mut args = r.args.clone();
+        args.extend(storage_args(a.storage, r.data_dir.as_deref(), how));
+        let name = r.proc.name.clone();
+        r.proc = launch(&name, &node_bin, &args, &r.proc.log, append)?;
+        r.life = Life::Running;
+        r.tail = LogTail::new(&r.proc.log, offset);
+        r.instance_start = offset;
+        for c in &mut r.claims {
+            c.1 = None;
+        }
+        r.starts += 1;
+        r.awaiting_ready = append.then(Instant::now);
+        r.awaiting_links = (append && t != ClusterTransport::Udp).then(Instant::now);
+        Ok(())
     };
 
     // Nodes.
-    let mut nodes: Vec<Proc> = Vec::new();
+    let mut nodes: Vec<Replica> = Vec::new();
     let mut client_dpdk: Vec<String> = Vec::new();
     if a.single_process {
         let ids: Vec<String> = (0..n).map(|i| i.to_string()).collect();
         let mut args = Vec::new();
+        let mut sockets = Vec::new();
         if t == ClusterTransport::Memif {
             let prefix = format!("pxc{pid}-nodes");
             cleanup.dpdk_prefixes.push(prefix.clone());
             let sock = dir.join("c.sock");
             args = eal(&prefix, vec![memif("net_memif_c", "server", &sock)], &node_cpus);
             client_dpdk.push(memif("net_memif_r", "client", &sock));
+            sockets.push(sock);
         } else if t.is_veth() {
             let prefix = format!("pxc{pid}-nodes");
             cleanup.dpdk_prefixes.push(prefix.clone());
@@ -672,10 +1192,11 @@ pub fn run(a: &ClusterArgs, stop: &AtomicBool) -> Result<(), AppError> {
             client_dpdk.push(t.veth_vdev(net.dpdk_iface(1)));
         }
         args.extend(common_node(&ids.join(",")));
-        nodes.push(launch("replicas", &node_bin, &args, &dir.join("nodes.log"))?);
-        if t == ClusterTransport::Memif {
-            wait_for_files(&[dir.join("c.sock")], &mut nodes, stop)?;
-        }
+        let mut r = Replica::new("replicas", (0..n).collect(), args, dir.join("nodes.log"));
+        r.sockets = sockets.clone();
+        start(&mut r, Start::First, "")?;
+        nodes.push(r);
+        wait_for_files(&sockets, &mut nodes, stop)?;
     } else {
         for i in 0..n {
             let mut args = Vec::new();
@@ -715,12 +1236,12 @@ pub fn run(a: &ClusterArgs, stop: &AtomicBool) -> Result<(), AppError> {
             } else {
                 args.extend(common_node(&i.to_string()));
             }
-            nodes.push(launch(
-                &format!("replica {i}"),
-                &node_bin,
-                &args,
-                &dir.join(format!("node-{i}.log")),
-            )?);
+            let log = dir.join(format!("node-{i}.log"));
+            let mut r = Replica::new(&format!("replica {i}"), vec![i], args, log);
+            r.sockets = sockets.clone();
+            r.data_dir = data_dirs[usize::from(i)].clone();
+            start(&mut r, Start::First, "")?;
+            nodes.push(r);
             // Memif servers must listen before their clients start.
             wait_for_files(&sockets, &mut nodes, stop)?;
         }
@@ -751,19 +1272,7 @@ pub fn run(a: &ClusterArgs, stop: &AtomicBool) -> Result<(), AppError> {
     } else {
         args.extend(["--transport".into(), "udp".into(), "--bind".into(), "127.0.0.1:0".into()]);
     }
-    let label = a.label.clone().unwrap_or_else(|| {
-        let lp = match a.rate {
-            Some(r) => format!("open {r} ops/s"),
-            None => format!("{}x{} outstanding", a.clients, a.outstanding),
-        };
-        let placement = if a.single_process { ", single-process" } else { "" };
-        let split = match a.placement {
-            Placement::Float => "",
-            Placement::Split => ", client on its own CPU",
-            Placement::Leader => ", leader on its own CPU",
-        };
-        format!("{t}{placement}{split} {n} replicas {}B {lp} idle {}", a.value_bytes, a.idle)
-    });
+    let label = cluster_label(a);
     args.extend([
         "--config".into(),
         cfg.clone(),
@@ -790,11 +1299,23 @@ pub fn run(a: &ClusterArgs, stop: &AtomicBool) -> Result<(), AppError> {
         "--label".into(),
         label,
     ]);
+    // The same columns for every run (empty where not measured), so CSV rows line up.
+    let (p50, p99) = fsync.as_ref().map_or((String::new(), String::new()), |(_, p50, p99)| {
+        (format!("{p50:.1}"), format!("{p99:.1}"))
+    });
+    for (k, v) in
+        [("storage", a.storage.to_string()), ("fdatasync_p50_us", p50), ("fdatasync_p99_us", p99)]
+    {
+        args.extend(["--extra".into(), format!("{k}={v}")]);
+    }
     if let Some(r) = a.rate {
         args.extend(["--rate".into(), r.to_string()]);
     }
     if a.no_batch {
         args.push("--no-batch".into());
+    }
+    if !schedule.is_empty() {
+        args.push("--per-second".into());
     }
     if let Some(out) = &a.out {
         let p = |f: &str| out.join(f).display().to_string();
@@ -805,61 +1326,127 @@ pub fn run(a: &ClusterArgs, stop: &AtomicBool) -> Result<(), AppError> {
         }
     }
     let client_log = dir.join("client.log");
-    let mut client = launch("client", &client_bin, &args, &client_log)?;
+    let mut client = launch("client", &client_bin, &args, &client_log, false)?;
     let budget = Duration::from_secs_f64(a.warmup + a.duration)
         + Duration::from_millis(a.timeout_ms)
         + Duration::from_secs(60);
     let started = Instant::now();
+    let mut sv = Supervisor {
+        nodes,
+        events: Vec::new(),
+        restarts: Restarts::default(),
+        anchor: None,
+        last_hit: [None, None],
+        injected: Vec::new(),
+        refused: Vec::new(),
+        unscheduled: Vec::new(),
+        moved_aside: Vec::new(),
+    };
+    let mut client_tail = LogTail::new(&client_log, 0);
+    let mut next_fault = 0;
     let status = loop {
-        if let Some(st) = client.wait_until(Instant::now() + Duration::from_millis(100), stop) {
+        if let Some(st) = client.wait_until(Instant::now() + Duration::from_millis(10), stop) {
             break Some(st);
         }
         if stop.load(Ordering::Relaxed) {
             break None;
         }
-        if let Some((i, st)) =
-            nodes.iter_mut().enumerate().find_map(|(i, p)| p.exited().map(|s| (i, s)))
-        {
-            let p = &nodes[i];
-            return Err(cli::runtime(format!(
-                "{} exited during the run ({st}):\n{}",
-                p.name,
-                tail(&p.log, 20)
-            )));
+        for l in client_tail.new_lines() {
+            // The client logs `client at ...` just before its run starts.
+            if sv.anchor.is_none() && l.contains("] client at ") {
+                let t0 = faults::log_time(&l).unwrap_or_else(SystemTime::now);
+                sv.anchor = Some(t0 + Duration::from_secs_f64(a.warmup));
+            }
+            sv.restarts.relink_line("client", &l);
+        }
+        sv.poll_logs();
+        sv.check_exits();
+        while let (Some(f), Some(anchor)) = (schedule.get(next_fault), sv.anchor) {
+            if SystemTime::now() < anchor + Duration::from_secs_f64(f.at) {
+                break;
+            }
+            next_fault += 1;
+            inject(&mut sv, f, &start, a.storage);
         }
         if started.elapsed() > budget {
             log::error!("the client did not finish within {budget:?}");
             break None;
         }
     };
+    for l in client_tail.new_lines() {
+        sv.restarts.relink_line("client", &l);
+    }
+    let why = if sv.anchor.is_some() {
+        "the run ended before it was due"
+    } else {
+        "the client never logged `client at ...` (its start; info level: does RUST_LOG hide it?)"
+    };
+    for f in &schedule[next_fault..] {
+        sv.refused.push((f.clone(), f.at, why.into()));
+    }
     if status.is_none() {
         client.terminate(Duration::from_secs(3));
     }
     let client_out = std::fs::read_to_string(&client_log).unwrap_or_default();
-    // The report lines, without log lines (env_logger's `[..]`, DPDK's `EAL: ..`).
+    // The report lines, without log lines (env_logger's `[..]`, DPDK's `EAL: ..` and
+    // `memif_connect_client(): ..`).
     let is_log = |l: &str| {
+        let dpdk_fn = l.split_once("(): ").is_some_and(|(f, _)| {
+            !f.is_empty() && f.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        });
         l.starts_with('[')
+            || dpdk_fn
             || ["EAL:", "TELEMETRY:", "ETHDEV:", "MEMIF:"].iter().any(|p| l.starts_with(p))
     };
     for l in client_out.lines().filter(|l| !is_log(l)) {
         println!("{l}");
     }
-    let ok = matches!(status, Some(st) if st.success());
-    // Stop the replicas and show their final counters.
-    for p in nodes.iter_mut() {
-        p.terminate(Duration::from_secs(5));
+    if let Some(l) = &fsync_line {
+        println!("  {l}");
     }
-    for p in &nodes {
-        for l in lines_starting(&p.log, "final") {
-            println!("  {}: {l}", p.name);
+    let ok = matches!(status, Some(st) if st.success());
+    // Stop the replicas (continuing stopped ones first), all at once so that no election
+    // runs among those still up, and show their final counters.
+    sv.check_exits();
+    for r in sv.nodes.iter_mut() {
+        if r.proc.stopped {
+            r.proc.signal("CONT");
+        }
+        r.proc.signal("TERM");
+    }
+    for r in sv.nodes.iter_mut() {
+        r.proc.terminate(Duration::from_secs(5));
+    }
+    sv.poll_logs();
+    for r in &sv.nodes {
+        let name = match r.starts {
+            0 | 1 => r.proc.name.clone(),
+            k => format!("{} (started {k} times)", r.proc.name),
+        };
+        let finals = lines_starting_from(&r.proc.log, r.instance_start, "final");
+        if finals.is_empty() && r.life == Life::Dead {
+            let why = r.last_fault.as_deref().unwrap_or("dead");
+            println!("  {name}: {why}; no final counters");
+        }
+        for l in finals {
+            println!("  {name}: {l}");
+        }
+    }
+    if !schedule.is_empty() || !sv.unscheduled.is_empty() {
+        for l in fault_summary(&sv, a) {
+            println!("{l}");
         }
     }
     if let Some(out) = &a.out {
-        for p in nodes.iter().map(|p| &p.log).chain([&client_log]) {
+        for p in sv.nodes.iter().map(|r| &r.proc.log).chain([&client_log]) {
             if let Some(name) = p.file_name() {
                 let _ = std::fs::copy(p, out.join(name));
             }
         }
+    }
+    let Supervisor { nodes, unscheduled, refused, moved_aside, .. } = sv;
+    if a.data_dir.is_some() {
+        cleanup.data_dirs.extend(moved_aside);
     }
     drop(nodes);
     drop(bridge);
@@ -874,7 +1461,213 @@ pub fn run(a: &ClusterArgs, stop: &AtomicBool) -> Result<(), AppError> {
             tail(&client_log, 20)
         )));
     }
+    if !unscheduled.is_empty() {
+        return Err(cli::runtime(format!(
+            "{} replica exit(s) not caused by the fault schedule: {}",
+            unscheduled.len(),
+            unscheduled.join("; ")
+        )));
+    }
+    if !refused.is_empty() {
+        let v: Vec<String> =
+            refused.iter().map(|(f, _, why)| format!("--fault {}: {why}", f.spec)).collect();
+        return Err(cli::runtime(format!("fault(s) not injected: {}", v.join("; "))));
+    }
     Ok(())
+}
+
+/// The client's `--label`: the user's, or one derived from the options; either way it says
+/// the storage mode.
+pub fn cluster_label(a: &ClusterArgs) -> String {
+    let storage = format!("storage {}", a.storage);
+    match &a.label {
+        Some(l) if l.contains("storage") => l.clone(),
+        Some(l) => format!("{l} {storage}"),
+        None => {
+            let lp = match a.rate {
+                Some(r) => format!("open {r} ops/s"),
+                None => format!("{}x{} outstanding", a.clients, a.outstanding),
+            };
+            let placement = if a.single_process { ", single-process" } else { "" };
+            let split = match a.placement {
+                Placement::Float => "",
+                Placement::Split => ", client on its own CPU",
+                Placement::Leader => ", leader on its own CPU",
+            };
+            format!(
+                "{}{placement}{split} {} replicas {}B {lp} idle {} {storage}",
+                a.transport, a.replicas, a.value_bytes, a.idle
+            )
+        }
+    }
+}
+
+/// Injects `f` now (the fault line is printed), or records why it cannot be.
+fn inject(
+    sv: &mut Supervisor,
+    f: &Fault,
+    start: &dyn Fn(&mut Replica, Start, &str) -> Result<(), AppError>,
+    storage: StorageMode,
+) {
+    let at = sv.now();
+    let hit = match sv.targets(f) {
+        Ok(h) => h,
+        Err(why) => {
+            println!("fault {at:+.2}s {} {}: not injected: {why}", f.action, f.target);
+            sv.refused.push((f.clone(), at, why));
+            return;
+        }
+    };
+    let mut done = Vec::new();
+    for &i in &hit {
+        let r = &mut sv.nodes[i];
+        let id = r.ids[0];
+        let old_pid = r.proc.pid().unwrap_or(0);
+        let mut note = String::new();
+        let res: Result<(), String> = match f.action {
+            Action::Kill => {
+                r.proc.kill();
+                r.life = Life::Dead;
+                r.awaiting_ready = None;
+                r.awaiting_links = None;
+                r.last_fault = Some(format!("killed at {at:+.2}s"));
+                Ok(())
+            }
+            Action::Stop => {
+                if r.proc.signal("STOP") {
+                    r.life = Life::Stopped;
+                    Ok(())
+                } else {
+                    Err("kill -STOP failed".into())
+                }
+            }
+            Action::Cont => {
+                if r.proc.signal("CONT") {
+                    r.life = Life::Running;
+                    Ok(())
+                } else {
+                    Err("kill -CONT failed".into())
+                }
+            }
+            Action::Restart | Action::Wipe => {
+                let how = if f.action == Action::Wipe { Start::Wipe } else { Start::Restart };
+                if how == Start::Wipe {
+                    note = match &r.data_dir {
+                        None => format!("; no data directory to move ({storage} storage)"),
+                        Some(d) if !d.exists() => format!("; {} did not exist", d.display()),
+                        Some(d) => {
+                            let mut k = 1;
+                            let aside = loop {
+                                let p = PathBuf::from(format!("{}.wiped-{k}", d.display()));
+                                if !p.exists() {
+                                    break p;
+                                }
+                                k += 1;
+                            };
+                            match std::fs::rename(d, &aside) {
+                                Ok(()) => {
+                                    let note =
+                                        format!("; data directory moved to {}", aside.display());
+                                    sv.moved_aside.push(aside);
+                                    note
+                                }
+                                Err(e) => format!("; could not move {}: {e}", d.display()),
+                            }
+                        }
+                    };
+                }
+                let why = format!("{} at {at:+.2}s", f.spec);
+                start(r, how, &why).map_err(|e| e.to_string())
+            }
+        };
+        match res {
+            Ok(()) => {
+                let pid = r.proc.pid().unwrap_or(old_pid);
+                let rejoin = matches!(
+                    (f.action, storage),
+                    (Action::Wipe, _) | (Action::Restart, StorageMode::Memory)
+                );
+                let flag = if rejoin { ", --rejoin" } else { "" };
+                done.push(format!("replica {id} (pid {pid}{flag}{note})"));
+            }
+            Err(why) => {
+                println!("fault {at:+.2}s {} {}: replica {id}: {why}", f.action, f.target);
+                sv.refused.push((f.clone(), at, format!("replica {id}: {why}")));
+            }
+        }
+    }
+    if !done.is_empty() {
+        let hit = done.join(", ");
+        println!("fault {at:+.2}s {} {} -> {hit}", f.action, f.target);
+        sv.injected.push((f.clone(), at, hit));
+    }
+}
+
+/// The end-of-run fault report: faults by kind with times, leader changes in the logs,
+/// restarts' time to ready, unscheduled exits.
+fn fault_summary(sv: &Supervisor, a: &ClusterArgs) -> Vec<String> {
+    let mut out = vec![format!(
+        "fault summary ({}, storage {}, times from the measured start):",
+        a.transport, a.storage
+    )];
+    for kind in [Action::Kill, Action::Stop, Action::Cont, Action::Restart, Action::Wipe] {
+        let v: Vec<String> = sv
+            .injected
+            .iter()
+            .filter(|(f, _, _)| f.action == kind)
+            .map(|(f, at, hit)| format!("{at:+.2}s {} -> {hit}", f.target))
+            .collect();
+        if !v.is_empty() {
+            out.push(format!("  {kind} x{}: {}", v.len(), v.join("; ")));
+        }
+    }
+    for (f, at, why) in &sv.refused {
+        out.push(format!("  not injected: {} (due {at:+.2}s): {why}", f.spec));
+    }
+    let list = |v: &[(u16, f64)]| -> String {
+        v.iter().map(|(id, s)| format!("replica {id} {s:.2} s")).collect::<Vec<_>>().join(", ")
+    };
+    if !sv.restarts.ready.is_empty() {
+        out.push(format!("  restart to ready line: {}", list(&sv.restarts.ready)));
+    }
+    if !sv.restarts.links.is_empty() {
+        out.push(format!("  restart to all DPDK links up: {}", list(&sv.restarts.links)));
+    }
+    if !sv.restarts.relinks.is_empty() {
+        out.push(format!(
+            "  memif links reconnected by their client end: {}",
+            sv.restarts.relinks.join("; ")
+        ));
+    }
+    let mut g0: Vec<&LeaderLine> = sv.events.iter().filter(|e| e.group == 0 && e.leading).collect();
+    g0.sort_by_key(|e| e.time);
+    let shown: Vec<String> = g0
+        .iter()
+        .map(|e| {
+            let at = e.time.map(|t| offset(sv.anchor, t));
+            let when = at.map_or("?".to_string(), |s| format!("{s:+.2}s"));
+            let phase = match at {
+                Some(s) if s < 0.0 => " (warm-up)",
+                Some(s) if s > a.duration => " (after the run)",
+                _ => "",
+            };
+            format!("{when} replica {} b{}.{}{phase}", e.replica, e.ballot.0, e.ballot.1)
+        })
+        .collect();
+    let others = sv.events.iter().filter(|e| e.group != 0 && e.leading).count();
+    let more = if others > 0 { format!(" (other groups: {others})") } else { String::new() };
+    out.push(format!(
+        "  leader changes seen in the logs (group 0): {}{more}{}{}",
+        g0.len(),
+        if shown.is_empty() { "" } else { ": " },
+        shown.join(", ")
+    ));
+    if sv.unscheduled.is_empty() {
+        out.push("  unscheduled exits: none".into());
+    } else {
+        out.push(format!("  unscheduled exits: {}", sv.unscheduled.join("; ")));
+    }
+    out
 }
 
 #[cfg(test)]

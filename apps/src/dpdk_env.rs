@@ -129,13 +129,30 @@ impl DpdkEnv {
             tx_desc: DESCRIPTORS,
             ..PortConfig::default()
         };
+        let clients = memif_clients(eal_args);
         let mut ports = Vec::new();
         for id in 0..n {
             let mut p = Port::configure(PortId(id), &cfg, &pool)
                 .map_err(|e| cli::runtime(format!("port {id}: {e}")))?;
-            p.start()
-                .map_err(|e| cli::runtime(format!("port {id} ({}): start: {e}", p.driver())))?;
-            log::info!("port {id}: {} started", p.driver());
+            // A memif client connects to its server only when its port starts: its poller
+            // restarts it when the link goes down (the peer died and may come back), and a
+            // server that is not listening yet is not an error (retried the same way).
+            let name = p.name();
+            let client = clients.iter().find(|c| c.0 == name);
+            let relink = p.driver() == "net_memif" && client.is_some();
+            p.set_relink(relink);
+            p.set_relink_socket(client.and_then(|c| c.1.clone()));
+            match p.start() {
+                Ok(()) => log::info!("port {id}: {} started", p.driver()),
+                Err(e) if relink => log::warn!(
+                    "port {id} ({}): memif client start failed ({e}): the server is not \
+                     listening yet; retrying while polling",
+                    p.name()
+                ),
+                Err(e) => {
+                    return Err(cli::runtime(format!("port {id} ({}): start: {e}", p.driver())))
+                }
+            }
             ports.push(p);
         }
         let tsc = Tsc::new(&eal);
@@ -276,6 +293,36 @@ impl DpdkEnv {
     }
 }
 
+/// The device names of the `--vdev`s in `eal_args` that are net_memif clients in copy mode
+/// (`role=client`, no `zero-copy=yes`): the ports to restart when their server comes back;
+/// with the server's socket file where it is one (`socket=PATH,socket-abstract=no`).
+pub fn memif_clients(eal_args: &[String]) -> Vec<(String, Option<std::path::PathBuf>)> {
+    let mut out = Vec::new();
+    let mut it = eal_args.iter();
+    while let Some(a) = it.next() {
+        let spec = match a.strip_prefix("--vdev=") {
+            Some(s) => s,
+            None if a == "--vdev" => match it.next() {
+                Some(s) => s.as_str(),
+                None => break,
+            },
+            None => continue,
+        };
+        let mut parts = spec.split(',');
+        let name = parts.next().unwrap_or_default();
+        let kv: Vec<&str> = parts.collect();
+        if name.starts_with("net_memif")
+            && kv.contains(&"role=client")
+            && !kv.contains(&"zero-copy=yes")
+        {
+            let file = kv.contains(&"socket-abstract=no");
+            let socket = kv.iter().find_map(|p| p.strip_prefix("socket="));
+            out.push((name.to_string(), socket.filter(|_| file).map(Into::into)));
+        }
+    }
+    out
+}
+
 /// On lane `lane`'s lcore: one transport per endpoint over queue `lane` of every port (a
 /// [`SharedQueue::on_lane`] per port, shared by the lane's endpoints), as a [`RoutedIo`] with
 /// `routes`. Build it on the lane's lcore (the transports are `!Send`).
@@ -310,4 +357,30 @@ pub fn lane_ios(
             Ok(RoutedIo::new(links, routes.to_vec()))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memif_clients_are_found_in_the_eal_arguments() {
+        let args: Vec<String> = [
+            "paxos-node",
+            "--vdev=net_memif_r0,role=client,socket=/tmp/a.sock,socket-abstract=no",
+            "--vdev=net_memif_r2,role=server,socket=/tmp/b.sock",
+            "--vdev",
+            "net_memif_c,role=client,socket=/tmp/c.sock",
+            "--vdev=net_memif_z,role=client,zero-copy=yes",
+            "--vdev=net_af_packet0,iface=veth0",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let want = [
+            ("net_memif_r0".to_string(), Some("/tmp/a.sock".into())),
+            ("net_memif_c".to_string(), None), // abstract (the PMD's default): no file
+        ];
+        assert_eq!(memif_clients(&args), want);
+    }
 }

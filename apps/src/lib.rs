@@ -5,6 +5,7 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod demux;
+pub mod faults;
 pub mod history;
 pub mod kv;
 pub mod kvapp;

@@ -146,6 +146,14 @@ pub struct ClientArgs {
     /// Seed of the workload generator (default: fresh each run).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Print a line per second of the measured window after the report (operations,
+    /// errors, timeouts, p50, p99): shows what a fault did and when the cluster recovered.
+    #[arg(long)]
+    pub per_second: bool,
+    /// A further field of the --json summary and column of the --csv row (repeatable;
+    /// paxos-cluster passes the storage mode and its fdatasync figures this way).
+    #[arg(long = "extra", value_name = "KEY=VALUE")]
+    pub extra: Vec<String>,
 }
 
 impl ClientArgs {
@@ -211,6 +219,11 @@ impl ClientArgs {
         }
         if self.transport == Transport::Udp && !self.routes.is_empty() {
             return bad("--route", "only for --transport dpdk".into());
+        }
+        for kv in &self.extra {
+            if !matches!(kv.split_once('='), Some((k, _)) if !k.trim().is_empty()) {
+                return bad("--extra", format!("{kv:?}: expected KEY=VALUE"));
+            }
         }
         if crate::config::parse_mac(&self.mac).is_none() {
             return bad(
@@ -293,6 +306,20 @@ pub struct RunResult {
     pub summary: Summary,
     pub counts: RunCounts,
     pub intervals: IntervalLog,
+    /// One entry per full second of the measured window.
+    pub seconds: Vec<Second>,
+}
+
+/// What one second of the measured window saw (operations that started in the window).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Second {
+    /// Completed `ok` in this second.
+    pub ok: u64,
+    /// Ended otherwise (errors) or were given up (timeouts) in this second.
+    pub errors: u64,
+    pub timeouts: u64,
+    pub p50_us: f64,
+    pub p99_us: f64,
 }
 
 /// The workload and timing of a run, independent of the transport.
@@ -749,6 +776,8 @@ impl<Io: PacketIo, W: Write> Engine<Io, W> {
         let measure_start = self.w.warmup_ns;
         let mut measure_end = self.w.warmup_ns + self.w.duration_ns;
         let mut intervals = IntervalLog::new();
+        let mut seconds = Vec::new();
+        let mut counted = (0u64, 0u64);
         let mut next_interval = measure_start + 1_000_000_000;
         let mut next_arrival = 0u64;
         let mut next_sweep = 0u64;
@@ -816,6 +845,16 @@ impl<Io: PacketIo, W: Write> Engine<Io, W> {
             if now >= next_interval && next_interval <= measure_end {
                 let offset = Duration::from_nanos(next_interval - 1_000_000_000 - measure_start);
                 intervals.push(&self.rec.interval, offset, Duration::from_secs(1));
+                let h = &self.rec.interval;
+                let (e, t) = (self.counts.window_errors, self.counts.window_timeouts);
+                seconds.push(Second {
+                    ok: h.len(),
+                    errors: e - counted.0,
+                    timeouts: t - counted.1,
+                    p50_us: h.value_at_quantile(0.5) as f64 / 1000.0,
+                    p99_us: h.value_at_quantile(0.99) as f64 / 1000.0,
+                });
+                counted = (e, t);
                 self.rec.interval.reset();
                 next_interval += 1_000_000_000;
             }
@@ -864,7 +903,7 @@ impl<Io: PacketIo, W: Write> Engine<Io, W> {
             return Err(cli::runtime(format!("--history: write failed: {e}")));
         }
         let history = self.history.take().map(HistoryWriter::into_inner);
-        Ok((RunResult { summary, counts: self.counts, intervals }, history))
+        Ok((RunResult { summary, counts: self.counts, intervals, seconds }, history))
     }
 
     pub fn demux(&self) -> &Demux<Io> {
@@ -895,6 +934,8 @@ pub struct Outputs {
     pub csv: Option<(File, bool)>,
     pub interval_log: Option<File>,
     pub history: Option<BufWriter<File>>,
+    /// `--extra` fields.
+    pub extra: Vec<(String, String)>,
 }
 
 impl Outputs {
@@ -919,20 +960,26 @@ impl Outputs {
                 Some((f, new))
             }
         };
-        Ok(Outputs { json, csv, interval_log, history })
+        let extra = a
+            .extra
+            .iter()
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect();
+        Ok(Outputs { json, csv, interval_log, history, extra })
     }
 
     /// Prints the summary and writes the files.
     pub fn finish(self, r: &RunResult, history: Option<BufWriter<File>>) -> Result<(), AppError> {
         let io = |flag: &'static str| move |e: std::io::Error| cli::runtime(format!("{flag}: {e}"));
         if let Some(mut f) = self.json {
-            writeln!(f, "{}", r.summary.json()).map_err(io("--json"))?;
+            writeln!(f, "{}", r.summary.json_with(&self.extra)).map_err(io("--json"))?;
         }
         if let Some((mut f, new)) = self.csv {
             if new {
-                writeln!(f, "{}", Summary::CSV_HEADER).map_err(io("--csv"))?;
+                writeln!(f, "{}", Summary::csv_header_with(&self.extra)).map_err(io("--csv"))?;
             }
-            writeln!(f, "{}", r.summary.csv()).map_err(io("--csv"))?;
+            writeln!(f, "{}", r.summary.csv_with(&self.extra)).map_err(io("--csv"))?;
         }
         if let Some(f) = self.interval_log {
             r.intervals.write_to(BufWriter::new(f)).map_err(io("--interval-log"))?;
@@ -978,6 +1025,21 @@ pub fn print_report(r: &RunResult) {
         d.reply_batches,
         d.unmatched
     );
+}
+
+/// The per-second lines (`--per-second`).
+pub fn print_seconds(r: &RunResult) {
+    for (i, s) in r.seconds.iter().enumerate() {
+        println!(
+            "  second {}: {} ok, {} errors, {} timeouts, p50 {:.1} us, p99 {:.1} us",
+            i + 1,
+            s.ok,
+            s.errors,
+            s.timeouts,
+            s.p50_us,
+            s.p99_us
+        );
+    }
 }
 
 /// Parses, validates and runs; `args` as from `std::env::args()`.
@@ -1026,6 +1088,9 @@ pub fn main_with(args: Vec<String>) -> Result<(), AppError> {
             let clock = move || u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
             let (r, hist) = engine.run(clock, &stop, |_| 0)?;
             print_report(&r);
+            if a.per_second {
+                print_seconds(&r);
+            }
             outputs.finish(&r, hist)
         }
         #[cfg(feature = "dpdk")]

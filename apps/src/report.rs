@@ -139,6 +139,43 @@ impl Summary {
         s.push_str(&format!(",{:.2}", self.max_us));
         s
     }
+
+    /// [`json`](Self::json) with `extra` fields at the end: a value that reads as a number is
+    /// written as one, an empty one as `null`, anything else as a string.
+    pub fn json_with(&self, extra: &[(String, String)]) -> String {
+        let mut s = self.json();
+        s.pop(); // the closing brace
+        for (k, v) in extra {
+            let k = k.replace(['"', '\\'], "'");
+            match v.parse::<f64>() {
+                _ if v.is_empty() => s.push_str(&format!(",\"{k}\":null")),
+                Ok(x) if x.is_finite() => s.push_str(&format!(",\"{k}\":{v}")),
+                _ => s.push_str(&format!(",\"{k}\":\"{}\"", v.replace(['"', '\\'], "'"))),
+            }
+        }
+        s.push('}');
+        s
+    }
+
+    /// [`CSV_HEADER`](Self::CSV_HEADER) with the `extra` keys as further columns.
+    pub fn csv_header_with(extra: &[(String, String)]) -> String {
+        let mut s = Self::CSV_HEADER.to_string();
+        for (k, _) in extra {
+            s.push(',');
+            s.push_str(&k.replace(',', ";"));
+        }
+        s
+    }
+
+    /// [`csv`](Self::csv) with the `extra` values as further columns.
+    pub fn csv_with(&self, extra: &[(String, String)]) -> String {
+        let mut s = self.csv();
+        for (_, v) in extra {
+            s.push(',');
+            s.push_str(&v.replace(',', ";"));
+        }
+        s
+    }
 }
 
 /// Most intervals one log keeps (an hour of one-second intervals); later ones are dropped
@@ -215,6 +252,15 @@ mod tests {
         assert!(s.human().contains("p99.9"));
         assert!(s.json().starts_with("{\"label\":\"t\",\"ops\":1001"));
         assert_eq!(s.csv().split(',').count(), Summary::CSV_HEADER.split(',').count());
+        let extra =
+            vec![("storage".to_string(), "memory".to_string()), ("x_us".into(), "1.5".into())];
+        let j = s.json_with(&extra);
+        assert!(j.ends_with(",\"storage\":\"memory\",\"x_us\":1.5}"), "{j}");
+        assert_eq!(
+            Summary::csv_header_with(&extra).split(',').count(),
+            s.csv_with(&extra).split(',').count()
+        );
+        assert!(s.csv_with(&extra).ends_with(",memory,1.5"));
         let mut buf = Vec::new();
         let mut log = IntervalLog::new();
         log.push(&r.interval, Duration::from_secs(0), Duration::from_secs(1));

@@ -47,6 +47,7 @@ use super::lanes::Handoff;
 use super::mbuf::Mbuf;
 use super::mempool::Mempool;
 use super::port::{Port, PortId, QueueId};
+use super::relink::{EthPort, Relink};
 use super::ring::RingConsumer;
 use crate::counters::Counters;
 use crate::wire::MacAddr;
@@ -63,6 +64,8 @@ pub struct SharedQueue {
     rx: RefCell<[*mut sys::rte_mbuf; BURST]>,
     overflows: Cell<u64>,
     lane: Option<LaneLink>,
+    /// Restarts the port when its link stays down (memif clients; see [`super::relink`]).
+    relink: Option<Relink>,
 }
 
 /// A lane's place in its port's [`Handoff`].
@@ -89,6 +92,7 @@ impl SharedQueue {
             rx: RefCell::new([ptr::null_mut(); BURST]),
             overflows: Cell::new(0),
             lane: None,
+            relink: relink_of(port, queue),
         })
     }
 
@@ -128,7 +132,23 @@ impl SharedQueue {
             rx: RefCell::new([ptr::null_mut(); BURST]),
             overflows: Cell::new(0),
             lane: link,
+            relink: relink_of(port, queue),
         }))
+    }
+
+    /// May the port be polled and transmitted on? False while [`super::relink`] holds it
+    /// stopped (its peer is not back yet).
+    #[inline]
+    pub fn port_started(&self) -> bool {
+        match &self.relink {
+            Some(r) => r.started(),
+            None => true,
+        }
+    }
+
+    /// Times this queue's port came back after its link went down ([`super::relink`]).
+    pub fn reconnects(&self) -> u64 {
+        self.relink.as_ref().map_or(0, Relink::reconnects)
     }
 
     /// Frames dropped because the target endpoint's inbox was full (not read for a while).
@@ -179,6 +199,11 @@ impl SharedQueue {
     /// One RX burst, filed into the endpoints' inboxes (on a lane: frames for other lanes
     /// passed on, then what other lanes passed to this one filed too).
     pub(super) fn poll(&self) {
+        if let Some(r) = &self.relink {
+            if !r.tick() {
+                return;
+            }
+        }
         let mut rx = self.rx.borrow_mut();
         // SAFETY: rx has room for BURST pointers; this queue has one poller (this object, on
         // one thread).
@@ -225,6 +250,16 @@ impl SharedQueue {
         }
         ep.inbox.push_back(m);
     }
+}
+
+/// The port's [`Relink`] if it asked for one (only the queue-0 poller restarts it: with
+/// several lanes, one of them).
+fn relink_of(port: &Port, queue: QueueId) -> Option<Relink> {
+    (port.relinks() && queue.0 == 0).then(|| {
+        let name = format!("port {} ({})", port.id().0, port.name());
+        let eth = EthPort { port: port.id(), socket: port.relink_socket().map(Into::into) };
+        Relink::new(eth, name, port.is_started())
+    })
 }
 
 /// The UDP destination port of an IPv4 frame (IHL respected), if long enough.

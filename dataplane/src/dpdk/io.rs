@@ -641,10 +641,20 @@ impl PacketIo for DpdkIo {
             return;
         }
         let n = self.tx_len;
-        // SAFETY: tx[..n] are mbufs we own; tx_burst takes ownership of the first `sent`.
-        let sent = usize::from(unsafe {
-            sys::rte_eth_tx_burst(self.port.0, self.queue.0, self.tx.as_mut_ptr(), n as u16)
-        });
+        let started = match &self.source {
+            RxSource::Shared { queue, .. } => queue.port_started(),
+            RxSource::Direct => true,
+        };
+        let sent = if started {
+            // SAFETY: tx[..n] are mbufs we own; tx_burst takes ownership of the first `sent`.
+            // The port is started (a relinking port's poller, this thread, stops it only
+            // between polls and says so through `port_started`).
+            usize::from(unsafe {
+                sys::rte_eth_tx_burst(self.port.0, self.queue.0, self.tx.as_mut_ptr(), n as u16)
+            })
+        } else {
+            0 // the port is stopped (its memif peer is away): everything is freed below
+        };
         let c = &self.counters;
         c.tx_packets.add(sent as u64);
         c.tx_bytes.add(self.tx_bytes[..sent].iter().map(|&b| u64::from(b)).sum());

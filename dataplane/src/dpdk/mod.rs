@@ -11,6 +11,7 @@
 //! | [`mbuf`] | owned [`Mbuf`], zero-copy refcounted [`MbufSlice`] |
 //! | [`buf`] | [`DpdkBuf`] (mbuf slice or heap copy below the copy threshold), the leader's [`DpdkValueBuilder`] |
 //! | [`port`] | [`Port`] configuration from device capabilities, start/stop/close, stats, flow rules |
+//! | [`relink`] | [`Relink`]: a memif client port restarted by its poller when its peer comes back |
 //! | [`io`] | [`DpdkIo`], the `PacketIo` over one queue pair |
 //! | [`dispatch`] | several endpoints per port: [`SharedQueue`] software dispatch, `rte_flow` steering |
 //! | [`lanes`] | one queue and one worker lcore per lane (group): flow steering or the software [`Handoff`] |
@@ -37,6 +38,7 @@ pub mod lcore;
 pub mod mbuf;
 pub mod mempool;
 pub mod port;
+pub mod relink;
 pub mod ring;
 pub mod signal;
 pub mod telemetry;
@@ -53,5 +55,6 @@ pub use lcore::{LaunchedLcore, LcoreJob, LcorePanic, LcoreScope};
 pub use mbuf::{Mbuf, MbufSlice};
 pub use mempool::{pinned_mbufs, Mempool, PoolSizing, Socket};
 pub use port::{EnabledOffloads, OffloadWishes, Port, PortConfig, PortId, PortStats, QueueId};
+pub use relink::Relink;
 pub use ring::{MbufRing, RingConsumer, RingLink};
 pub use tsc::Tsc;

@@ -125,6 +125,10 @@ pub struct Port {
     started: bool,
     closed: bool,
     flows: usize,
+    /// Its poller restarts it when its link goes down ([`super::relink`]).
+    relink: bool,
+    /// The memif server's socket file, watched while the link is down.
+    relink_socket: Option<std::path::PathBuf>,
     /// RX queues refill from this pool: keep it alive as long as the queues exist.
     _pool: Arc<Mempool>,
 }
@@ -279,6 +283,8 @@ impl Port {
             started: false,
             closed: false,
             flows: 0,
+            relink: false,
+            relink_socket: None,
             _pool: Arc::clone(pool),
         };
         if w.promiscuous {
@@ -326,6 +332,43 @@ impl Port {
         (self.rx_desc, self.tx_desc)
     }
 
+    /// Has [`start`](Self::start) succeeded (and no stop followed)? With
+    /// [`set_relink`](Self::set_relink), the poller may have stopped and started it since.
+    pub fn is_started(&self) -> bool {
+        self.started
+    }
+
+    /// Let the thread that polls this port restart it when its link goes down (a `net_memif`
+    /// client port: the PMD connects to its server only when the port starts; see
+    /// [`super::relink`]). The [`SharedQueue`](super::SharedQueue)s made on the port after
+    /// this call do it. Also makes [`stop`](Self::stop) stop the device even if its first
+    /// start failed (the poller may have started it since).
+    pub fn set_relink(&mut self, on: bool) {
+        self.relink = on;
+    }
+
+    /// See [`set_relink`](Self::set_relink).
+    pub fn relinks(&self) -> bool {
+        self.relink
+    }
+
+    /// The server's socket file of a relinking memif client port: while the link is down,
+    /// a start is tried as soon as a new file appears there (a restarted server), and
+    /// rarely while the old one stays (see [`super::relink`]).
+    pub fn set_relink_socket(&mut self, socket: Option<std::path::PathBuf>) {
+        self.relink_socket = socket;
+    }
+
+    /// See [`set_relink_socket`](Self::set_relink_socket).
+    pub fn relink_socket(&self) -> Option<&std::path::Path> {
+        self.relink_socket.as_deref()
+    }
+
+    /// The device's name (e.g. "net_memif_r1").
+    pub fn name(&self) -> String {
+        name_of(self.id)
+    }
+
     /// Starts the device.
     pub fn start(&mut self) -> Result<(), DpdkError> {
         // SAFETY: the port is configured with its queues set up.
@@ -336,7 +379,7 @@ impl Port {
 
     /// Stops the device (queues keep their setup; flows are flushed).
     pub fn stop(&mut self) -> Result<(), DpdkError> {
-        if !self.started {
+        if !self.started && !self.relink {
             return Ok(());
         }
         self.flush_flows();
@@ -370,12 +413,7 @@ impl Port {
 
     /// Is the link up?
     pub fn link_up(&self) -> Result<bool, DpdkError> {
-        let mut link = sys::rte_eth_link::default();
-        // SAFETY: valid out-pointer.
-        check("rte_eth_link_get_nowait", unsafe {
-            sys::rte_eth_link_get_nowait(self.id.0, &mut link)
-        })?;
-        Ok(u32::from(link.link_status()) == sys::RTE_ETH_LINK_UP)
+        link_up(self.id)
     }
 
     /// Device counters.
@@ -496,6 +534,27 @@ pub fn dev_info(port: PortId) -> Result<sys::rte_eth_dev_info, DpdkError> {
     // SAFETY: valid out-pointer; fails cleanly for an invalid port id.
     check("rte_eth_dev_info_get", unsafe { sys::rte_eth_dev_info_get(port.0, &mut info) })?;
     Ok(info)
+}
+
+/// Is the link of `port` up (`rte_eth_link_get_nowait`)?
+pub fn link_up(port: PortId) -> Result<bool, DpdkError> {
+    let mut link = sys::rte_eth_link::default();
+    // SAFETY: valid out-pointer; fails cleanly for an invalid port id.
+    check("rte_eth_link_get_nowait", unsafe { sys::rte_eth_link_get_nowait(port.0, &mut link) })?;
+    Ok(u32::from(link.link_status()) == sys::RTE_ETH_LINK_UP)
+}
+
+/// The device name of `port` ("port N" if DPDK does not know it).
+pub fn name_of(port: PortId) -> String {
+    let mut buf = [0 as c_char; sys::RTE_ETH_NAME_MAX_LEN as usize];
+    // SAFETY: buf has room for RTE_ETH_NAME_MAX_LEN bytes, the most the call writes
+    // (NUL included).
+    let ret = unsafe { sys::rte_eth_dev_get_name_by_port(port.0, buf.as_mut_ptr()) };
+    if ret != 0 {
+        return format!("port {}", port.0);
+    }
+    // SAFETY: on success buf holds a NUL-terminated string.
+    unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned()
 }
 
 /// The MAC address of `port`.
