@@ -3,6 +3,8 @@
 //! - [`AcceptorLog`]: one per Paxos group, in its own directory. An append-only log of
 //!   checksummed records (Promise, Accept, Trim, Voting, and a Commit closing each sync
 //!   batch) in fixed-size segments, with an in-memory index rebuilt at [`AcceptorLog::open`].
+//! - [`DataDir`]: one per node process: `node.meta` (replica id, cluster fingerprint, group
+//!   count) and a `group-<g>/` directory per group.
 //!
 //! ## The contract
 //! `set_promised`, `set_accepted`, `trim` and `set_voting` change the in-memory view at once
@@ -23,6 +25,7 @@
 //! Call [`AcceptorLog::maintain`] when idle: it deletes dead segments and zero-fills the
 //! spare segment that the next rotation will use (bounded work per call).
 
+mod datadir;
 mod error;
 mod index;
 mod log;
@@ -30,6 +33,7 @@ pub mod record;
 mod recover;
 mod stats;
 
+pub use datadir::{DataDir, DataDirError};
 pub use error::WalError;
 pub use log::{
     segment_path, AcceptorLog, LogOptions, MaintainInfo, Prealloc, MAX_SEGMENT_BYTES,

@@ -4,7 +4,7 @@
 //! bytes of a synced batch is a disk fault. Randomized tests use a seeded PRNG.
 
 use super::*;
-use paxos_core::{Ballot, ReplicaId, Slot};
+use paxos_core::{Ballot, GroupId, ReplicaId, Slot};
 use std::collections::BTreeMap;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -597,4 +597,75 @@ fn random_crashes_recover_the_last_synced_state() {
             m = synced.clone();
         }
     }
+}
+
+#[test]
+fn datadir_init_open_rejoin() {
+    let t = TempDir::new("datadir");
+    let root = t.path().join("node");
+    let opts = tiny(Prealloc::None);
+    let fp = "cluster \"blue\" \\ 3 replicas";
+    // Missing or empty: a clear message, never a fresh member.
+    let e = DataDir::open(&root, ReplicaId(2), fp, 2).unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, DataDirError::NoState { .. }), "{msg}");
+    assert!(msg.contains(root.to_str().unwrap()) && msg.contains("replica 2"), "{msg}");
+    assert!(msg.contains("--init") && msg.contains("--rejoin"), "{msg}");
+    std::fs::create_dir_all(&root).unwrap();
+    assert!(matches!(DataDir::open(&root, ReplicaId(2), fp, 2), Err(DataDirError::NoState { .. })));
+
+    let dd = DataDir::init(&root, ReplicaId(2), fp, 2, &opts).unwrap();
+    assert_eq!(dd.fingerprint(), fp);
+    let e = DataDir::init(&root, ReplicaId(2), fp, 2, &opts).unwrap_err();
+    assert!(matches!(e, DataDirError::NotEmpty { .. }), "{e}");
+    assert!(e.to_string().contains("node.meta"), "{e}");
+
+    let dd2 = DataDir::open(&root, ReplicaId(2), fp, 2).unwrap();
+    assert_eq!(dd, dd2);
+    let (mut log, _) = dd2.open_group(GroupId(1), opts.clone()).unwrap();
+    assert!(log.voting());
+    log.set_promised(b(4));
+    log.sync().unwrap();
+    drop(log);
+
+    let e = DataDir::open(&root, ReplicaId(1), fp, 2).unwrap_err();
+    assert!(matches!(e, DataDirError::Mismatch { field: "replica", .. }), "{e}");
+    let e = DataDir::open(&root, ReplicaId(2), "another cluster", 2).unwrap_err();
+    assert!(matches!(e, DataDirError::Mismatch { field: "cluster fingerprint", .. }), "{e}");
+    assert!(e.to_string().contains("another cluster"), "{e}");
+    let e = DataDir::open(&root, ReplicaId(2), fp, 3).unwrap_err();
+    assert!(matches!(e, DataDirError::Mismatch { field: "group count", .. }), "{e}");
+
+    // A group whose log vanished.
+    std::fs::rename(dd.group_dir(GroupId(0)), t.path().join("g0")).unwrap();
+    let e = DataDir::open(&root, ReplicaId(2), fp, 2).unwrap_err();
+    assert!(matches!(e, DataDirError::Log { err: WalError::NoLog { .. }, .. }), "{e}");
+    assert!(e.to_string().contains("--rejoin"), "{e}");
+
+    // Rejoin: everything moved aside (never deleted), fresh logs that must not vote.
+    let (dd3, lost) = DataDir::rejoin(&root, ReplicaId(2), fp, 2, &opts).unwrap();
+    let lost = lost.expect("moved aside");
+    assert!(lost.file_name().unwrap().to_str().unwrap().starts_with("lost-"));
+    assert!(
+        lost.join("node.meta").exists()
+            && lost.join("group-1").join("wal-0000000000000000.seg").exists()
+    );
+    let (log, _) = dd3.open_group(GroupId(1), opts.clone()).unwrap();
+    assert!(!log.voting());
+    assert_eq!(log.promised(), Ballot::NONE);
+    drop(log);
+    DataDir::open(&root, ReplicaId(2), fp, 2).unwrap();
+    // A second rejoin keeps the first lost- directory where it is.
+    let (_, lost2) = DataDir::rejoin(&root, ReplicaId(2), fp, 2, &opts).unwrap();
+    assert!(lost.exists() && lost2.unwrap() != lost);
+
+    // Files but no node.meta: an interrupted init.
+    let t2 = TempDir::new("datadir-nometa");
+    std::fs::create_dir_all(t2.path().join("group-0")).unwrap();
+    let e = DataDir::open(t2.path(), ReplicaId(0), fp, 1).unwrap_err();
+    assert!(matches!(e, DataDirError::NoMeta { .. }), "{e}");
+    assert!(matches!(
+        DataDir::init(&root, ReplicaId(2), "bad\nfp", 1, &opts),
+        Err(DataDirError::BadFingerprint(_))
+    ));
 }
