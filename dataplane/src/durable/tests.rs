@@ -398,6 +398,54 @@ fn stale_records_never_come_back_after_a_cut() {
     }
 }
 
+/// The last batch crosses into a new segment file. Either file's part may be missing or
+/// cut anywhere (the two files reach the disk in any order): the state before the batch.
+#[test]
+fn torn_batch_across_a_rotation() {
+    let d = TempDir::new("rot-torn");
+    let work = TempDir::new("rot-torn-work");
+    let opts = tiny(Prealloc::None);
+    let mut m = Model::new(true);
+    let mut log = AcceptorLog::create(d.path(), opts.clone(), true).unwrap();
+    m.promise(&mut log, b(2));
+    let mut s = 0;
+    while log.tail_pos().1 < 4096 - 600 {
+        m.accept(&mut log, s, b(2), &[s as u8; 100]);
+        s += 1;
+    }
+    log.sync().unwrap();
+    let before = m.clone();
+    let (_, start0) = log.tail_pos();
+    for k in 0..6 {
+        m.accept(&mut log, s + k, b(2), &[k as u8; 150]);
+    }
+    log.sync().unwrap();
+    assert_eq!(log.tail_pos().0, 1, "the batch must cross into segment 1");
+    drop(log);
+    let (seg0, seg1) = (segment_path(work.path(), 0), segment_path(work.path(), 1));
+    let len0 = std::fs::metadata(segment_path(d.path(), 0)).unwrap().len();
+    let len1 = std::fs::metadata(segment_path(d.path(), 1)).unwrap().len();
+    let mut cases: Vec<(u64, u64)> = (0..len1).map(|c| (len0, c)).collect();
+    cases.extend((start0..len0).map(|c| (c, len1)));
+    for (c0, c1) in cases {
+        copy_dir(d.path(), work.path());
+        std::fs::OpenOptions::new().write(true).open(&seg0).unwrap().set_len(c0).unwrap();
+        std::fs::OpenOptions::new().write(true).open(&seg1).unwrap().set_len(c1).unwrap();
+        let (log, rep) = AcceptorLog::open(work.path(), opts.clone())
+            .unwrap_or_else(|e| panic!("segment 0 cut at {c0}, segment 1 at {c1}: {e}"));
+        before.check(&log);
+        assert!(rep.torn.is_some());
+        assert!(!seg1.exists(), "the torn segment is deleted");
+    }
+    copy_dir(d.path(), work.path());
+    std::fs::remove_file(&seg1).unwrap();
+    let (log, _) = AcceptorLog::open(work.path(), opts.clone()).unwrap();
+    before.check(&log);
+    copy_dir(d.path(), work.path());
+    let (log, _) = AcceptorLog::open(work.path(), opts).unwrap();
+    m.check(&log);
+}
+
 /// A record covered by a completed sync, followed by any later batch, is corruption.
 #[test]
 fn corruption_in_a_synced_batch_is_reported() {
@@ -578,6 +626,7 @@ fn random_crashes_recover_the_last_synced_state() {
                         log.sync().unwrap();
                         synced = m.clone();
                     }
+                    7 => m.check(&log),
                     6 => {
                         log.maintain().unwrap();
                     }
