@@ -219,7 +219,12 @@ impl AcceptorLog {
     /// complete one.
     pub fn create(dir: &Path, opts: LogOptions, voting: bool) -> Result<AcceptorLog, WalError> {
         opts.validate()?;
-        std::fs::create_dir_all(dir).map_err(io_err(dir, "create directory"))?;
+        if !dir.is_dir() {
+            std::fs::create_dir_all(dir).map_err(io_err(dir, "create directory"))?;
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                fsync_dir(parent)?;
+            }
+        }
         if recover::has_segments(dir)? {
             return Err(WalError::Exists { dir: dir.to_path_buf() });
         }
