@@ -104,9 +104,9 @@ fn log_case(dir: &Path, prealloc: Prealloc, value_len: usize, batch: usize) {
     let secs = t_all.elapsed().as_secs_f64();
     let (p50, p99, max) = summary(&mut ns);
     let rate = slot as f64 / secs;
+    let case = format!("{value_len:5} B x {batch:3} {:9}", format!("{prealloc:?}"));
     println!(
-        "{value_len:5} B x {batch:3} {:9}  p50 {p50:7.1}  p99 {p99:7.1}  max {max:8.1}  {rate:9.0} records/s  ({syncs} syncs)",
-        format!("{prealloc:?}")
+        "{case}  p50 {p50:7.1}  p99 {p99:7.1}  max {max:8.1}  {rate:9.0} records/s  ({syncs} syncs)"
     );
     drop(log);
     std::fs::remove_dir_all(&ldir).expect("remove log dir");

@@ -419,10 +419,11 @@ impl AcceptorLog {
         out.resize(rec_len, 0);
         file.read_exact_at(out, e.off as u64).map_err(io_err(&seg.path, "read value"))?;
         let hb: &[u8; RECORD_HEADER_LEN] = out[..RECORD_HEADER_LEN].try_into().expect("32 bytes");
-        let ok = record::parse_header(hb, MAX_VALUE_BYTES_LIMIT + ACCEPT_PREFIX_LEN as u32)
+        let rec = record::parse_header(hb, MAX_VALUE_BYTES_LIMIT + ACCEPT_PREFIX_LEN as u32)
             .filter(|h| record::check_crc(h, out))
-            .and_then(|h| record::decode_body(&h, out))
-            .is_some_and(|r| matches!(r, Record::Accept { slot, ballot, .. } if slot == s && ballot == e.ballot));
+            .and_then(|h| record::decode_body(&h, out));
+        let ok = matches!(rec, Some(Record::Accept { slot, ballot, .. })
+            if slot == s && ballot == e.ballot);
         if !ok {
             let why = format!("Accept record of slot {} fails its checksum on read", s.0);
             return Err(WalError::Corrupt { file: seg.path.clone(), offset: e.off as u64, why });
