@@ -558,16 +558,22 @@ fn rotation_and_deletion_keep_the_latest_state() {
         let (log, rep) = AcceptorLog::open(d.path(), opts.clone()).unwrap();
         assert_eq!(rep.torn, None);
         assert_eq!(log.segments().next(), Some(first));
-        m.check(&log); // promise b5 and voting=false came from the segment snapshots
-                       // Everything trimmed: all but the current segment go.
+        // Promise b5 and voting=false came from the segment snapshots.
+        m.check(&log);
+        // Everything trimmed: all but the current segment go.
         let mut log = log;
         m.trim(&mut log, 80);
         log.sync().unwrap();
         log.maintain().unwrap();
         assert_eq!(log.segments().count(), 1);
+        let spare = d.path().join("wal.spare");
+        assert_eq!(spare.exists(), prealloc == Prealloc::ZeroFill);
         drop(log);
-        let (log, _) = AcceptorLog::open(d.path(), opts).unwrap();
+        let (log, rep) = AcceptorLog::open(d.path(), opts).unwrap();
         m.check(&log);
+        // A spare may be half made: open deletes it (maintain makes a new one).
+        assert_eq!(rep.removed_leftovers.len(), usize::from(prealloc == Prealloc::ZeroFill));
+        assert!(!spare.exists());
     }
 }
 
