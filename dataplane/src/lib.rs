@@ -15,6 +15,7 @@ pub mod counters;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
 pub mod driver;
+pub mod durable;
 pub mod fault;
 pub mod idle;
 pub mod io;
