@@ -149,6 +149,10 @@ pub struct ClusterArgs {
     /// Record the client's operation history (needs --out).
     #[arg(long)]
     pub history: bool,
+    /// After the run the client reads every key back and checks that no acknowledged write
+    /// was lost (needs --out and --history; the run fails on a loss).
+    #[arg(long)]
+    pub verify: bool,
     /// Label of the run in the reports.
     #[arg(long)]
     pub label: Option<String>,
@@ -577,6 +581,9 @@ impl ClusterArgs {
         }
         if self.idle == Idle::Block && self.transport != ClusterTransport::Udp {
             return Err(cli::usage("--idle block: only with --transport udp"));
+        }
+        if self.verify && (self.out.is_none() || !self.history) {
+            return Err(cli::usage("--verify: needs --out DIR and --history"));
         }
         if self.placement != Placement::Float && self.transport == ClusterTransport::Udp {
             return Err(cli::usage("--placement split|leader: only with the DPDK transports"));
@@ -1323,6 +1330,9 @@ pub fn run(a: &ClusterArgs, stop: &AtomicBool) -> Result<(), AppError> {
         args.extend(["--interval-log".into(), p("latency.hlog")]);
         if a.history {
             args.extend(["--history".into(), p("history.jsonl")]);
+        }
+        if a.verify {
+            args.push("--verify".into());
         }
     }
     let client_log = dir.join("client.log");

@@ -26,6 +26,7 @@
 
 use crate::kv::{self, KvStore, OpError, Reply};
 use dataplane::app::{status, Application, LogCommand};
+use dataplane::durable::snapshot_file::SnapshotWriter;
 use paxos_core::Slot;
 
 /// Wire status of the KV store's `STALE` (a request older than the session's last one).
@@ -105,13 +106,34 @@ pub fn decode_reply(st: u8, body: &[u8]) -> Result<Reply, OpError> {
 }
 
 /// The KV store behind a group driver.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct KvApp {
     store: KvStore,
     /// Scratch for the store's reply (status byte first), reused.
     scratch: Vec<u8>,
     applied: u64,
     last_slot: Option<Slot>,
+    /// Durable storage: snapshots written to disk, and what is on disk.
+    snapshots: Option<Checkpoints>,
+}
+
+/// Snapshots of the store written to disk every `every_slots` applied slots (by a thread
+/// of their own): what [`Application::checkpoint`] reports as durable.
+struct Checkpoints {
+    writer: SnapshotWriter,
+    every_slots: u64,
+    /// The slot the last snapshot handed to the writer covers.
+    submitted: Slot,
+}
+
+impl std::fmt::Debug for KvApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KvApp")
+            .field("applied", &self.applied)
+            .field("last_slot", &self.last_slot)
+            .field("snapshots", &self.snapshots.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl KvApp {
@@ -127,6 +149,26 @@ impl KvApp {
     }
     pub fn last_slot(&self) -> Option<Slot> {
         self.last_slot
+    }
+
+    /// Writes a snapshot of the store every `every_slots` applied slots with `writer`
+    /// (durable storage); `durable` is the slot of the snapshot already on disk.
+    pub fn with_snapshots(self, writer: SnapshotWriter, every_slots: u64, durable: Slot) -> KvApp {
+        let snapshots = Checkpoints { writer, every_slots: every_slots.max(1), submitted: durable };
+        KvApp { snapshots: Some(snapshots), ..self }
+    }
+
+    /// A snapshot write failed: the node cannot make progress durable and must stop.
+    pub fn snapshot_error(&self) -> Option<String> {
+        self.snapshots.as_ref().and_then(|c| c.writer.error())
+    }
+
+    /// Snapshots written, their bytes, the last one's write time (us), and the slot on disk.
+    pub fn snapshot_stats(&self) -> Option<(u64, u64, u64, Slot)> {
+        self.snapshots.as_ref().map(|c| {
+            let (n, bytes, us) = c.writer.stats();
+            (n, bytes, us, c.writer.durable())
+        })
     }
 }
 
@@ -150,6 +192,20 @@ impl Application for KvApp {
             self.last_slot = upto.0.checked_sub(1).map(Slot);
         }
         ok
+    }
+
+    /// Durable storage: every `every_slots` slots, serialise the store (here, on the poll
+    /// loop) and hand it to the writer thread; report the slot of the newest snapshot on
+    /// disk. Memory storage: `None` (what is applied counts).
+    fn checkpoint(&mut self, next: Slot) -> Option<Slot> {
+        let cp = self.snapshots.as_mut()?;
+        if next.0 >= cp.submitted.0.saturating_add(cp.every_slots) && !cp.writer.busy() {
+            let state = self.store.snapshot();
+            if cp.writer.submit(next, state) {
+                cp.submitted = next;
+            }
+        }
+        Some(cp.writer.durable())
     }
 }
 

@@ -13,6 +13,7 @@ pub mod loadgen;
 pub mod node;
 pub mod report;
 pub mod routed;
+pub mod storage;
 
 #[cfg(feature = "dpdk")]
 pub mod client_dpdk;

@@ -154,12 +154,20 @@ pub struct ClientArgs {
     /// paxos-cluster passes the storage mode and its fdatasync figures this way).
     #[arg(long = "extra", value_name = "KEY=VALUE")]
     pub extra: Vec<String>,
+    /// After the run, read every key back (recorded in the history) and check that no
+    /// acknowledged write was lost: each key must hold the value of its last acknowledged
+    /// write or of one that may have come after it. Needs --history; exit code 1 on a loss.
+    #[arg(long)]
+    pub verify: bool,
 }
 
 impl ClientArgs {
     /// Checks the options that clap cannot; errors name the flag.
     pub fn validate(&self) -> Result<(), AppError> {
         let bad = |flag: &str, why: String| Err(cli::usage(format!("{flag}: {why}")));
+        if self.verify && self.history.is_none() {
+            return bad("--verify", "needs --history FILE (the check reads the history)".into());
+        }
         let sessions = self.clients.saturating_mul(self.outstanding);
         if self.clients == 0 {
             return bad("--clients", "must be at least 1".into());
@@ -308,6 +316,9 @@ pub struct RunResult {
     pub intervals: IntervalLog,
     /// One entry per full second of the measured window.
     pub seconds: Vec<Second>,
+    /// With `verify`: when the read-back started (history time), keys read, keys whose
+    /// read-back got no answer.
+    pub verify: Option<(u64, u64, u64)>,
 }
 
 /// What one second of the measured window saw (operations that started in the window).
@@ -341,6 +352,8 @@ pub struct Workload {
     /// Largest request datagram the demux builds by coalescing requests to one replica
     /// (the cluster's `max_message_bytes`); 0 = one datagram per request (`--no-batch`).
     pub batch_bytes: usize,
+    /// After the run, read every key once (see [`ClientArgs::verify`]).
+    pub verify: bool,
 }
 
 /// The operations the generator issues.
@@ -608,6 +621,11 @@ impl<Io: PacketIo, W: Write> Engine<Io, W> {
         } else {
             OpKind::Put
         };
+        self.issue_op(slot, kind, key_id, intended_ns, now);
+    }
+
+    /// Starts operation `kind` on key `key_id` on the idle session in `slot`.
+    fn issue_op(&mut self, slot: usize, kind: OpKind, key_id: u64, intended_ns: u64, now: u64) {
         let s = &mut self.sessions[slot];
         write_key(&mut s.key, key_id);
         let group = usize::from(group_of(&s.key, self.replicas.len() as u16));
@@ -700,8 +718,8 @@ impl<Io: PacketIo, W: Write> Engine<Io, W> {
         if self.w.cas_ratio > 0.0 && end == End::Ok {
             self.note_seen(slot, &f, reply);
         }
-        let in_window = f.intended_ns >= self.w.warmup_ns;
         let window_end = self.w.warmup_ns + self.w.duration_ns;
+        let in_window = f.intended_ns >= self.w.warmup_ns && f.intended_ns < window_end;
         if end == End::Ok {
             if in_window && now <= window_end {
                 self.rec.record_ns(now - f.intended_ns);
@@ -746,7 +764,8 @@ impl<Io: PacketIo, W: Write> Engine<Io, W> {
             if now.saturating_sub(f.start_ns) >= self.w.timeout_ns {
                 let f = self.sessions[slot].op.take().expect("in flight");
                 self.record(slot, &f, None, End::Info, None);
-                if f.intended_ns >= self.w.warmup_ns {
+                let window_end = self.w.warmup_ns + self.w.duration_ns;
+                if f.intended_ns >= self.w.warmup_ns && f.intended_ns < window_end {
                     self.counts.window_timeouts += 1;
                 }
                 self.replace_session(slot);
@@ -883,8 +902,15 @@ impl<Io: PacketIo, W: Write> Engine<Io, W> {
                 if f.intended_ns >= measure_start {
                     self.counts.window_timeouts += 1;
                 }
+                self.replace_session(slot);
+                self.idle_slots.push(slot);
             }
         }
+        let verify = if self.w.verify && !stop.load(Ordering::Relaxed) {
+            Some(self.read_back(&clock, t0, stop))
+        } else {
+            None
+        };
         for s in &self.sessions {
             for c in &s.clients {
                 add_stats(&mut self.counts.client, c.stats());
@@ -903,7 +929,61 @@ impl<Io: PacketIo, W: Write> Engine<Io, W> {
             return Err(cli::runtime(format!("--history: write failed: {e}")));
         }
         let history = self.history.take().map(HistoryWriter::into_inner);
-        Ok((RunResult { summary, counts: self.counts, intervals, seconds }, history))
+        Ok((RunResult { summary, counts: self.counts, intervals, seconds, verify }, history))
+    }
+
+    /// Reads every key once, after every write of the run ended (completed or given up), so
+    /// that the history ends with each key's final value. Returns (start, keys read, keys
+    /// whose read got no answer).
+    fn read_back(
+        &mut self,
+        clock: &impl Fn() -> u64,
+        t0: u64,
+        stop: &AtomicBool,
+    ) -> (u64, u64, u64) {
+        let now_of = || clock().saturating_sub(t0);
+        let start = now_of();
+        let (mut next_key, mut read, mut lost) = (0u64, 0u64, 0u64);
+        let infos = self.counts.info;
+        // Generous: every key may need a leader change and a few resends.
+        let deadline = start + self.w.timeout_ns.saturating_mul(4).max(10_000_000_000);
+        while !stop.load(Ordering::Relaxed) {
+            let now = now_of();
+            while next_key < self.w.keys {
+                let Some(slot) = self.idle_slots.pop() else { break };
+                self.issue_op(slot, OpKind::Get, next_key, now, now);
+                next_key += 1;
+            }
+            let mut delivered = std::mem::take(&mut self.delivered);
+            delivered.clear();
+            let work = self.demux.pump(&mut delivered);
+            let now = now_of();
+            for d in delivered.drain(..) {
+                if let Some(slot) = self.by_inbox.get(d.inbox).copied().flatten() {
+                    self.on_reply(slot, d, now);
+                }
+            }
+            self.delivered = delivered;
+            self.sweep(now);
+            self.demux.flush();
+            if next_key >= self.w.keys && self.in_flight() == 0 {
+                break;
+            }
+            if now >= deadline {
+                break;
+            }
+            if work == 0 {
+                self.w.idle.idle();
+            }
+        }
+        for slot in 0..self.sessions.len() {
+            if let Some(f) = self.sessions[slot].op.take() {
+                self.record(slot, &f, None, End::Info, None);
+            }
+        }
+        read += next_key;
+        lost += self.counts.info - infos;
+        (start, read, lost)
     }
 
     pub fn demux(&self) -> &Demux<Io> {
@@ -934,6 +1014,8 @@ pub struct Outputs {
     pub csv: Option<(File, bool)>,
     pub interval_log: Option<File>,
     pub history: Option<BufWriter<File>>,
+    /// With --verify: the history to check after the run.
+    pub history_path: Option<PathBuf>,
     /// `--extra` fields.
     pub extra: Vec<(String, String)>,
 }
@@ -966,7 +1048,8 @@ impl Outputs {
             .filter_map(|kv| kv.split_once('='))
             .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
             .collect();
-        Ok(Outputs { json, csv, interval_log, history, extra })
+        let history_path = a.verify.then(|| a.history.clone()).flatten();
+        Ok(Outputs { json, csv, interval_log, history, history_path, extra })
     }
 
     /// Prints the summary and writes the files.
@@ -986,6 +1069,30 @@ impl Outputs {
         }
         if let Some(mut h) = history {
             h.flush().map_err(io("--history"))?;
+        }
+        if let (Some(path), Some((start, read, unanswered))) = (&self.history_path, r.verify) {
+            let check = crate::history::check_acknowledged_writes(path, start)
+                .map_err(|e| cli::runtime(format!("--verify: {e}")))?;
+            println!(
+                "  verify: {read} keys read back ({unanswered} unanswered), {} keys written, {} acknowledged writes, {} lost",
+                check.keys_written,
+                check.acknowledged_writes,
+                check.lost.len()
+            );
+            for l in check.lost.iter().take(10) {
+                println!("  verify: LOST: {l}");
+            }
+            if !check.lost.is_empty() {
+                return Err(cli::runtime(format!(
+                    "--verify: {} acknowledged write(s) lost (see above)",
+                    check.lost.len()
+                )));
+            }
+            if unanswered > 0 {
+                return Err(cli::runtime(format!(
+                    "--verify: {unanswered} key(s) could not be read back"
+                )));
+            }
         }
         Ok(())
     }
@@ -1067,6 +1174,7 @@ pub fn main_with(args: Vec<String>) -> Result<(), AppError> {
         seed: a.seed.unwrap_or_else(cli::fresh_seed),
         label: a.label.clone().unwrap_or_else(|| a.default_label(cluster.members.len())),
         batch_bytes: if a.no_batch { 0 } else { cluster.raw.max_message_bytes as usize },
+        verify: a.verify,
     };
     match a.transport {
         Transport::Udp => {

@@ -22,9 +22,13 @@ use crate::cli::{self, AppError, Idle, Route, StorageMode, Transport};
 use crate::config::{Cluster, MemberInfo};
 use crate::kv;
 use crate::kvapp::KvApp;
+use crate::storage::{OpenedGroup, StorageOpts};
+use bytes::Bytes;
 use clap::Parser;
 use dataplane::counters::Counters;
 use dataplane::driver::{DriverConfig, GroupDriver};
+use dataplane::durable::NodeStorage;
+use dataplane::fault::NoFaults;
 use dataplane::idle::IdlePolicy;
 use dataplane::io::{Endpoint, PacketIo};
 use dataplane::peers::PeerTable;
@@ -95,9 +99,66 @@ pub struct NodeArgs {
     /// safe (docs/protocol.md, "Rejoining after lost state").
     #[arg(long)]
     pub rejoin: bool,
+    /// Durable storage: slots applied between two snapshots of the KV store (the snapshot's
+    /// slot is what this node reports as durably applied: the log is trimmed behind it).
+    #[arg(long, default_value_t = crate::storage::DEFAULT_SNAPSHOT_EVERY_SLOTS, value_name = "SLOTS")]
+    pub snapshot_every: u64,
     /// Most client sessions the KV store remembers per group (LRU beyond).
     #[arg(long, default_value_t = kv::DEFAULT_MAX_SESSIONS, value_name = "N")]
     pub max_sessions: usize,
+}
+
+/// A group's driver in this node: the KV store, no fault filter, memory or durable storage.
+pub type NodeDriver<Io> = GroupDriver<Io, KvApp, NoFaults, NodeStorage<<Io as PacketIo>::Buf>>;
+
+/// Builds group `g`'s driver from its opened state: the storage (memory or durable), the KV
+/// store restored from the snapshot on disk (the learner resumes after it).
+pub fn build_driver<Io: PacketIo>(
+    cfg: DriverConfig,
+    io: Io,
+    opened: &mut OpenedGroup,
+    opts: &NodeArgs,
+    counters: Arc<Counters>,
+) -> Result<NodeDriver<Io>, String>
+where
+    Io::Buf: From<Bytes>,
+{
+    let (g, member) = (cfg.group.0, cfg.id.0);
+    let (app, upto) = opened.app(opts.max_sessions, opts.snapshot_every, member)?;
+    let storage = opened.storage();
+    let mut d = GroupDriver::with_parts(cfg, io, app, counters, NoFaults, storage)
+        .map_err(|e| format!("group {g}: {e}"))?;
+    if let Some(upto) = upto {
+        d.resume_from_snapshot(upto);
+    }
+    Ok(d)
+}
+
+/// Copies a driver's storage figures into its counters (for stats lines and telemetry), and
+/// returns why it must stop, if it must: a failed sync, or a snapshot that could not be
+/// written. Call it every so often from the loop that polls the driver.
+pub fn publish_storage<Io: PacketIo>(d: &NodeDriver<Io>) -> Option<String>
+where
+    Io::Buf: From<Bytes>,
+{
+    let c = d.counters();
+    if let Some(log) = d.node().storage().durable() {
+        let st = log.stats();
+        c.storage_syncs.set(st.syncs);
+        c.storage_records_synced.set(st.records_synced);
+        c.storage_bytes_written.set(st.bytes_written);
+        c.storage_sync_us_total.set(st.sync_ns_sum / 1000);
+        c.storage_sync_us_max.set(st.sync_ns_max / 1000);
+    }
+    if let Some((n, bytes, _, _)) = d.app().snapshot_stats() {
+        c.snapshots_written.set(n);
+        c.snapshot_bytes_written.set(bytes);
+    }
+    let (g, me) = (d.group().0, d.id().0);
+    if let Some(e) = d.failed() {
+        return Some(format!("member {me} group {g}: {e}"));
+    }
+    d.app().snapshot_error().map(|e| format!("member {me} group {g}: {e}"))
 }
 
 /// What the stats printer can see of a group besides its counters.
@@ -110,7 +171,10 @@ pub struct GroupState {
 }
 
 impl GroupState {
-    pub fn update<Io: PacketIo, A: dataplane::app::Application>(&self, d: &GroupDriver<Io, A>) {
+    pub fn update<Io: PacketIo>(&self, d: &NodeDriver<Io>)
+    where
+        Io::Buf: From<Bytes>,
+    {
         self.leading.store(d.is_leader(), Ordering::Relaxed);
         self.hint.store(d.leader_hint().map_or(u32::MAX, |h| u32::from(h.0)), Ordering::Relaxed);
     }
@@ -187,8 +251,13 @@ pub fn print_ready(members: &[MemberInfo], groups: &[u16], transport: &str) {
     println!("{READY_PREFIX}members={} groups={groups:?} transport={transport}", ids.join(","));
 }
 
-/// Every non-zero counter of a group on one line.
-pub fn final_line(node: u16, group: u16, c: &Counters, app: &KvApp) -> String {
+/// Every non-zero counter of a group on one line, then the KV store's and (durable) the
+/// log's figures.
+pub fn final_line<Io: PacketIo>(node: u16, group: u16, c: &Counters, d: &NodeDriver<Io>) -> String
+where
+    Io::Buf: From<Bytes>,
+{
+    let app = d.app();
     let mut s = format!("final node={node} group={group}");
     c.visit(|grp, name, v| {
         if v != 0 {
@@ -205,6 +274,21 @@ pub fn final_line(node: u16, group: u16, c: &Counters, app: &KvApp) -> String {
         app.applied(),
         app.store().duplicates_suppressed
     ));
+    match d.node().storage().durable() {
+        Some(log) => {
+            let st = log.stats();
+            s.push_str(&format!(
+                " storage=durable syncs={} records_per_sync={:.1} sync_us_mean={} sync_us_p50<={} sync_us_p99<={} sync_us_max={}",
+                st.syncs,
+                st.records_per_sync(),
+                st.sync_ns_mean() / 1000,
+                st.sync_us_quantile(0.5),
+                st.sync_us_quantile(0.99),
+                st.sync_ns_max / 1000
+            ));
+        }
+        None => s.push_str(" storage=memory"),
+    }
     s
 }
 
@@ -226,15 +310,13 @@ pub fn main_with(args: Vec<String>) -> Result<(), AppError> {
         (StorageMode::Durable, None) => {
             return Err(cli::usage("--storage durable: needs --data-dir DIR"));
         }
-        (StorageMode::Durable, Some(_)) => {
-            return Err(cli::usage(
-                "--storage durable: not available in this build yet (use --storage memory)",
-            ));
-        }
         (StorageMode::Memory, Some(d)) => {
             log::warn!("--storage memory: --data-dir {} is not used", d.display());
         }
-        (StorageMode::Memory, None) => {}
+        _ => {}
+    }
+    if opts.snapshot_every == 0 {
+        return Err(cli::usage("--snapshot-every 0: must be at least 1 slot"));
     }
     let cluster = cli::load_cluster(&opts.config)?;
     let mut members: Vec<MemberInfo> = Vec::new();
@@ -255,6 +337,21 @@ pub fn main_with(args: Vec<String>) -> Result<(), AppError> {
         None => (0..cluster.raw.groups).collect(),
     };
     cli::check_routes(&cluster, &opts.routes)?;
+    let sopts = StorageOpts {
+        mode: opts.storage,
+        data_dir: opts.data_dir.clone(),
+        init: opts.init,
+        rejoin: opts.rejoin,
+        snapshot_every_slots: opts.snapshot_every,
+    };
+    let mut opened = Vec::new();
+    for me in &members {
+        let groups_of = crate::storage::open(&sopts, &cluster, me, &groups, members.len() > 1)?;
+        for g in &groups_of {
+            log::info!("member {}: {}", me.id.0, g.summary);
+        }
+        opened.push(groups_of);
+    }
     let stop = cli::stop_on_signals()?;
     match opts.transport {
         Transport::Udp if opts.leader_idle.is_some() || !opts.leader_cpus.is_empty() => {
@@ -267,11 +364,11 @@ pub fn main_with(args: Vec<String>) -> Result<(), AppError> {
             if !opts.routes.is_empty() {
                 log::warn!("--transport udp: --route is ignored (the kernel routes)");
             }
-            run_udp(&opts, &cluster, &members, &groups, &stop)
+            run_udp(&opts, &cluster, &members, &groups, opened, &stop)
         }
         #[cfg(feature = "dpdk")]
         Transport::Dpdk => {
-            crate::node_dpdk::run(&opts, &eal_args, &cluster, &members, &groups, &stop)
+            crate::node_dpdk::run(&opts, &eal_args, &cluster, &members, &groups, opened, &stop)
         }
         #[cfg(not(feature = "dpdk"))]
         Transport::Dpdk => unreachable!("checked by check_transport_compiled"),
@@ -296,14 +393,16 @@ pub fn driver_config(
 }
 
 /// Polls `d` until `stop`, applying the idle policy after empty polls (`block`: waiting up
-/// to `block_for` for a datagram) and publishing the leader state every so often.
-pub fn drive<A: dataplane::app::Application>(
-    d: &mut GroupDriver<UdpIo, A>,
+/// to `block_for` for a datagram) and publishing the leader state and storage figures every
+/// so often. Returns why the group had to stop on its own (a storage failure), if it did:
+/// then it also sets `stop`, for the whole node.
+pub fn drive(
+    d: &mut NodeDriver<UdpIo>,
     state: &GroupState,
     stop: &AtomicBool,
     idle: Idle,
     block_for: Duration,
-) {
+) -> Option<String> {
     let start = Instant::now();
     let mut i: u32 = 0;
     let mut empty = 0u32;
@@ -324,9 +423,15 @@ pub fn drive<A: dataplane::app::Application>(
         i = i.wrapping_add(1);
         if i & 255 == 0 {
             state.update(d);
+            if let Some(why) = publish_storage(d) {
+                log::error!("{why}: stopping the node");
+                stop.store(true, Ordering::Relaxed);
+                return Some(why);
+            }
         }
     }
     state.update(d);
+    publish_storage(d)
 }
 
 /// Sleeps in short steps until `stop`, printing stats every `interval` (if not zero).
@@ -355,12 +460,13 @@ fn run_udp(
     cluster: &Cluster,
     members: &[MemberInfo],
     groups: &[u16],
+    opened: Vec<Vec<OpenedGroup>>,
     stop: &Arc<AtomicBool>,
 ) -> Result<(), AppError> {
     let mut drivers = Vec::new();
     let mut handles = Vec::new();
-    for me in members {
-        for &g in groups {
+    for (me, mut opened) in members.iter().zip(opened) {
+        for (&g, og) in groups.iter().zip(opened.iter_mut()) {
             let counters = Arc::new(Counters::default());
             let addr = SocketAddrV4::new(me.ip, cluster.port(g));
             let io = UdpIo::bind(addr, Arc::clone(&counters)).map_err(|e| {
@@ -369,9 +475,7 @@ fn run_udp(
             let cfg = driver_config(cluster, me, g, opts.idle.policy(), |m| {
                 Endpoint::udp(m.ip, cluster.port(g))
             })?;
-            let app = KvApp::new(opts.max_sessions);
-            let d = GroupDriver::new(cfg, io, app, Arc::clone(&counters))
-                .map_err(|e| cli::usage(format!("group {g}: {e}")))?;
+            let d = build_driver(cfg, io, og, opts, Arc::clone(&counters)).map_err(cli::usage)?;
             let state = Arc::new(GroupState::default());
             handles.push(GroupHandle { member: me.id.0, group: g, counters, state });
             drivers.push(d);
@@ -393,8 +497,8 @@ fn run_udp(
         let t = std::thread::Builder::new()
             .name(format!("m{}-g{}", h.member, h.group))
             .spawn(move || {
-                drive(&mut d, &state, &stop, idle, block_for);
-                d
+                let why = drive(&mut d, &state, &stop, idle, block_for);
+                (d, why)
             })
             .map_err(|e| cli::runtime(format!("cannot start a thread: {e}")))?;
         threads.push(t);
@@ -404,19 +508,21 @@ fn run_udp(
     let any_finished = || threads.iter().any(|t| t.is_finished());
     wait_printing(stop, opts.stats_interval, &mut printer, &handles, any_finished);
     stop.store(true, Ordering::Relaxed);
-    let mut failed = false;
+    let mut failed = Vec::new();
     for (t, h) in threads.into_iter().zip(&handles) {
         match t.join() {
-            Ok(d) => println!("{}", final_line(h.member, h.group, &h.counters, d.app())),
+            Ok((d, why)) => {
+                println!("{}", final_line(h.member, h.group, &h.counters, &d));
+                failed.extend(why);
+            }
             Err(_) => {
-                failed = true;
-                eprintln!("paxos-node: member {} group {} thread panicked", h.member, h.group);
+                failed.push(format!("member {} group {}: thread panicked", h.member, h.group));
             }
         }
     }
     log::info!("stopped");
-    if failed {
-        return Err(cli::runtime("a group thread panicked"));
+    if !failed.is_empty() {
+        return Err(cli::runtime(failed.join("; ")));
     }
     Ok(())
 }

@@ -15,17 +15,20 @@
 use crate::cli::{self, AppError, Idle};
 use crate::config::{Cluster, MemberInfo};
 use crate::dpdk_env::{lane_ios, DpdkEnv};
-use crate::kvapp::KvApp;
-use crate::node::{driver_config, final_line, GroupHandle, GroupState, NodeArgs, StatsPrinter};
+use crate::node::{
+    build_driver, driver_config, final_line, publish_storage, GroupHandle, GroupState, NodeArgs,
+    NodeDriver, StatsPrinter,
+};
+use crate::storage::OpenedGroup;
+use bytes::Bytes;
 use dataplane::counters::Counters;
 use dataplane::dpdk::{telemetry, CpuSet, DpdkIoConfig, Eal, Handoff, LcoreId, Port};
-use dataplane::driver::GroupDriver;
 use dataplane::idle::{IdlePolicy, Idler};
 use dataplane::io::{Endpoint, PacketIo};
 use dataplane::wire::MacAddr;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Polls between two looks at the clock for stats and the stop flag (a power of two).
@@ -48,6 +51,8 @@ struct Shared<'a> {
     cluster: &'a Cluster,
     handles: &'a [(GroupHandle, &'a MemberInfo)],
     endpoints: &'a [(DpdkIoConfig, Arc<Counters>)],
+    /// Each endpoint's opened storage and snapshot, taken by the lane that serves it.
+    opened: &'a [Mutex<Option<OpenedGroup>>],
     routes: &'a [(Ipv4Addr, usize)],
     idle: IdlePolicy,
     stop: &'a AtomicBool,
@@ -61,8 +66,12 @@ pub fn run(
     cluster: &Cluster,
     members: &[MemberInfo],
     groups: &[u16],
+    opened: Vec<Vec<OpenedGroup>>,
     stop: &Arc<AtomicBool>,
 ) -> Result<(), AppError> {
+    // Member-major, like the endpoints.
+    let opened: Vec<Mutex<Option<OpenedGroup>>> =
+        opened.into_iter().flatten().map(|o| Mutex::new(Some(o))).collect();
     if opts.idle == Idle::Block {
         return Err(cli::usage(
             "--idle block: only with --transport udp (DPDK ports have no receive interrupts \
@@ -108,7 +117,10 @@ pub fn run(
                     groups.len()
                 );
             }
-            run_on_main(opts, env, members, groups, cluster, &handles, &endpoints, &routes, stop)
+            let opened: Vec<OpenedGroup> =
+                opened.into_iter().filter_map(|o| o.into_inner().ok().flatten()).collect();
+            let eps = (&handles[..], &endpoints[..], opened);
+            run_on_main(opts, env, members, groups, cluster, eps, &routes, stop)
         }
         Some(mut lanes) => {
             if usize::from(env.queues) < lanes.len() {
@@ -121,6 +133,7 @@ pub fn run(
                 cluster,
                 handles: &handles,
                 endpoints: &endpoints,
+                opened: &opened,
                 routes: &routes,
                 idle: opts.idle.policy(),
                 stop,
@@ -425,9 +438,12 @@ fn lane_main(
             Endpoint::new(MacAddr(m.mac), m.ip, sh.cluster.port(g))
         })
         .map_err(|e| e.to_string())?;
-        let d =
-            GroupDriver::new(cfg, io, KvApp::new(sh.opts.max_sessions), Arc::clone(&h.counters))
-                .map_err(|e| format!("group {g}: {e}"))?;
+        let mut og = sh.opened[e]
+            .lock()
+            .ok()
+            .and_then(|mut o| o.take())
+            .ok_or_else(|| format!("group {g}: its storage was taken twice"))?;
+        let d = build_driver(cfg, io, &mut og, sh.opts, Arc::clone(&h.counters))?;
         drivers.push(d);
         handles.push(h);
     }
@@ -442,6 +458,11 @@ fn lane_main(
             continue;
         }
         publish_roles(&drivers, handles.iter().copied(), &mut role, &mut idler);
+        if let Some(why) = drivers.iter().find_map(publish_storage) {
+            // The node cannot make its state durable: stop it all.
+            sh.stop.store(true, Ordering::Relaxed);
+            return Err(why);
+        }
         if sh.stop.load(Ordering::Relaxed) {
             break;
         }
@@ -449,7 +470,7 @@ fn lane_main(
     Ok(drivers
         .iter()
         .zip(&handles)
-        .map(|(d, h)| final_line(h.member, h.group, &h.counters, d.app()))
+        .map(|(d, h)| final_line(h.member, h.group, &h.counters, d))
         .collect())
 }
 
@@ -514,11 +535,13 @@ impl RoleTuning {
 /// Every [`CHECK_EVERY`] polls: publish each group's leader state (stats, telemetry) and
 /// let the lcore's role decide its CPUs and idle policy.
 fn publish_roles<'h, Io: PacketIo>(
-    drivers: &[GroupDriver<Io, KvApp>],
+    drivers: &[NodeDriver<Io>],
     handles: impl IntoIterator<Item = &'h GroupHandle>,
     role: &mut RoleTuning,
     idler: &mut Idler,
-) {
+) where
+    Io::Buf: From<Bytes>,
+{
     for (d, h) in drivers.iter().zip(handles) {
         h.state.update(d);
     }
@@ -528,7 +551,10 @@ fn publish_roles<'h, Io: PacketIo>(
 /// One pass over every driver of this lcore, then the idle policy: after a pass without
 /// work, `adaptive` spins while a leader awaits its acks, otherwise the policy idles.
 #[inline]
-fn poll_all<Io: PacketIo>(drivers: &mut [GroupDriver<Io, KvApp>], now: u64, idler: &mut Idler) {
+fn poll_all<Io: PacketIo>(drivers: &mut [NodeDriver<Io>], now: u64, idler: &mut Idler)
+where
+    Io::Buf: From<Bytes>,
+{
     let mut work = 0;
     for d in drivers.iter_mut() {
         work += d.poll(now);
@@ -536,6 +562,11 @@ fn poll_all<Io: PacketIo>(drivers: &mut [GroupDriver<Io, KvApp>], now: u64, idle
     let awaiting = work == 0 && drivers.iter().any(|d| d.awaiting());
     idler.after_poll(work, awaiting);
 }
+
+/// The endpoints of the main lcore: handles, transport configurations and opened storage,
+/// in the same (member-major) order.
+type MainEndpoints<'a> =
+    (&'a [(GroupHandle, &'a MemberInfo)], &'a [(DpdkIoConfig, Arc<Counters>)], Vec<OpenedGroup>);
 
 /// Every group on the main lcore (the EAL has no worker lcores).
 #[allow(clippy::too_many_arguments)]
@@ -545,21 +576,19 @@ fn run_on_main(
     members: &[MemberInfo],
     groups: &[u16],
     cluster: &Cluster,
-    handles: &[(GroupHandle, &MemberInfo)],
-    endpoints: &[(DpdkIoConfig, Arc<Counters>)],
+    (handles, endpoints, mut opened): MainEndpoints<'_>,
     routes: &[(Ipv4Addr, usize)],
     stop: &Arc<AtomicBool>,
 ) -> Result<(), AppError> {
     let idle = opts.idle.policy();
     let ios = env.open(endpoints, routes)?;
     let mut drivers = Vec::new();
-    for (io, (h, me)) in ios.into_iter().zip(handles) {
+    for ((io, (h, me)), og) in ios.into_iter().zip(handles).zip(opened.iter_mut()) {
         let g = h.group;
         let cfg = driver_config(cluster, me, g, idle, |m| {
             Endpoint::new(MacAddr(m.mac), m.ip, cluster.port(g))
         })?;
-        let d = GroupDriver::new(cfg, io, KvApp::new(opts.max_sessions), Arc::clone(&h.counters))
-            .map_err(|e| cli::usage(format!("group {g}: {e}")))?;
+        let d = build_driver(cfg, io, og, opts, Arc::clone(&h.counters)).map_err(cli::usage)?;
         drivers.push(d);
     }
     let handles: Vec<GroupHandle> = handles.iter().map(|(h, _)| h.clone()).collect();
@@ -591,6 +620,7 @@ fn run_on_main(
     let mut next_stats = every.map(|e| Instant::now() + e);
     let mut links_up = down.is_empty();
     let mut idler = Idler::new(idle);
+    let mut failed: Option<String> = None;
     let mut i: u32 = 0;
     loop {
         poll_all(&mut drivers, tsc.now_ns(), &mut idler);
@@ -602,6 +632,11 @@ fn run_on_main(
             break;
         }
         publish_roles(&drivers, &handles, &mut role, &mut idler);
+        if let Some(why) = drivers.iter().find_map(publish_storage) {
+            log::error!("{why}: stopping the node");
+            failed = Some(why);
+            break;
+        }
         if !links_up && i & (CHECK_EVERY * 1024 - 1) == 0 {
             let down = env.wait_links(Duration::ZERO, stop);
             if down.is_empty() {
@@ -617,11 +652,14 @@ fn run_on_main(
         }
     }
     for (d, h) in drivers.iter().zip(&handles) {
-        println!("{}", final_line(h.member, h.group, &h.counters, d.app()));
+        println!("{}", final_line(h.member, h.group, &h.counters, d));
     }
     print_port_stats(&env);
     drop(drivers);
     env.shutdown()?;
     log::info!("stopped");
-    Ok(())
+    match failed {
+        Some(why) => Err(cli::runtime(why)),
+        None => Ok(()),
+    }
 }

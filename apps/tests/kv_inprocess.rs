@@ -157,6 +157,7 @@ fn engine_run(batch_bytes: usize) {
         seed: 7,
         label: "memio".into(),
         batch_bytes,
+        verify: false,
     };
     let engine = Engine::new(io, vec![peers], w, Some(Vec::new()));
     // A virtual clock: 10 us per loop iteration (the engine reads it a few times per

@@ -99,6 +99,16 @@ pub struct Counters {
     pub snapshots_refused: Counter,
     /// Times this member voted again after rejoining with lost state.
     pub rejoins: Counter,
+    /// Durable storage (published from the group's log by the loop that owns it): syncs
+    /// (one fdatasync each), records they made durable, bytes written, sync time in
+    /// microseconds (total and slowest), and KV snapshots written with their bytes.
+    pub storage_syncs: Counter,
+    pub storage_records_synced: Counter,
+    pub storage_bytes_written: Counter,
+    pub storage_sync_us_total: Counter,
+    pub storage_sync_us_max: Counter,
+    pub snapshots_written: Counter,
+    pub snapshot_bytes_written: Counter,
     /// Ticks not delivered because the loop fell too far behind its clock.
     pub ticks_skipped: Counter,
     /// In-memory network: datagram to an endpoint nobody is attached to (a crashed node).
@@ -124,7 +134,7 @@ impl Counters {
     /// Visits every counter as (group, name, value) in a fixed order: for printing and
     /// telemetry. Groups: "" for plain counters, "frame_drop", "wire_drop".
     pub fn visit(&self, mut f: impl FnMut(&'static str, &'static str, u64)) {
-        let plain: [(&'static str, &Counter); 41] = [
+        let plain: [(&'static str, &Counter); 48] = [
             ("rx_packets", &self.rx_packets),
             ("rx_bytes", &self.rx_bytes),
             ("tx_packets", &self.tx_packets),
@@ -164,6 +174,13 @@ impl Counters {
             ("snapshots_installed", &self.snapshots_installed),
             ("snapshots_refused", &self.snapshots_refused),
             ("rejoins", &self.rejoins),
+            ("storage_syncs", &self.storage_syncs),
+            ("storage_records_synced", &self.storage_records_synced),
+            ("storage_bytes_written", &self.storage_bytes_written),
+            ("storage_sync_us_total", &self.storage_sync_us_total),
+            ("storage_sync_us_max", &self.storage_sync_us_max),
+            ("snapshots_written", &self.snapshots_written),
+            ("snapshot_bytes_written", &self.snapshot_bytes_written),
             ("ticks_skipped", &self.ticks_skipped),
             ("tx_undeliverable", &self.tx_undeliverable),
         ];

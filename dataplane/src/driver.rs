@@ -73,6 +73,9 @@ pub const MAX_OUTPUT_ROUNDS: usize = 16;
 pub const REPLY_BATCH_ENDPOINTS: usize = 8;
 /// Default tick: 1 ms (the election timeout is 10-20 ticks with the default `Config`).
 pub const DEFAULT_TICK_NS: u64 = 1_000_000;
+/// Storage upkeep (`Storage::maintain`: dead log segments, the next segment's
+/// preallocation) runs after a poll without work, at most this often.
+pub const MAINTAIN_EVERY_NS: u64 = 10_000_000;
 
 /// Everything a driver needs besides its transport and application.
 #[derive(Clone, Debug)]
@@ -354,6 +357,8 @@ pub struct GroupDriver<Io: PacketIo, A, F = NoFaults, S = MemStorage<<Io as Pack
     reply: Vec<u8>,
     /// The storage error that stopped this driver (a failed sync): nothing more is done.
     failed: Option<StorageError>,
+    /// When storage upkeep last ran.
+    last_maintain_ns: u64,
 }
 
 impl<Io: PacketIo, A: Application> GroupDriver<Io, A> {
@@ -439,6 +444,7 @@ where
             cmd: Vec::with_capacity(max_payload),
             reply: Vec::with_capacity(max_payload),
             failed: None,
+            last_maintain_ns: 0,
         })
     }
 
@@ -477,6 +483,14 @@ where
         c.loop_iterations.inc();
         if work == 0 {
             c.idle_polls.inc();
+            if now_ns.saturating_sub(self.last_maintain_ns) >= MAINTAIN_EVERY_NS {
+                self.last_maintain_ns = now_ns;
+                if let Err(e) = self.node.maintain_storage() {
+                    self.link.counters.storage_errors.inc();
+                    log::error!("group {} replica {}: {e}: stopping", self.group.0, self.me.0);
+                    self.failed = Some(e);
+                }
+            }
         }
         work
     }

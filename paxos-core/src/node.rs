@@ -455,6 +455,19 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
         !self.held.is_empty()
     }
 
+    /// Storage upkeep for an idle moment (`Storage::maintain`). A failure stops the node like
+    /// a failed sync.
+    pub fn maintain_storage(&mut self) -> Result<(), StorageError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        if let Err(e) = self.storage.maintain() {
+            self.fail(e.clone());
+            return Err(e);
+        }
+        Ok(())
+    }
+
     /// The storage error that stopped this node, if any.
     pub fn failed(&self) -> Option<&StorageError> {
         self.failed.as_ref()

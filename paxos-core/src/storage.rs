@@ -65,6 +65,11 @@ pub trait Storage<P> {
     fn trim(&mut self, below: Slot);
     /// Make every write so far stable. The in-memory store has nothing to do.
     fn sync(&mut self) -> Result<(), StorageError>;
+    /// Upkeep a driver runs when idle (deleting dead log segments, preparing the next one).
+    /// Changes nothing a read sees. The default does nothing.
+    fn maintain(&mut self) -> Result<(), StorageError> {
+        Ok(())
+    }
     /// Accepted entries in [from, to), in slot order, appended to `out`.
     fn accepted_range(
         &self,

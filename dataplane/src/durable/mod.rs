@@ -5,6 +5,10 @@
 //!   batch) in fixed-size segments, with an in-memory index rebuilt at [`AcceptorLog::open`].
 //! - [`DataDir`]: one per node process: `node.meta` (replica id, cluster fingerprint, group
 //!   count) and a `group-<g>/` directory per group.
+//! - [`DurableStorage`]: `paxos_core::Storage` over an `AcceptorLog` (recent values cached
+//!   as payload handles, older ones read back); [`NodeStorage`]: memory or durable, one type.
+//! - [`snapshot_file`]: application snapshots on disk, written atomically by a thread of
+//!   their own ([`snapshot_file::SnapshotWriter`]).
 //!
 //! ## The contract
 //! `set_promised`, `set_accepted`, `trim` and `set_voting` change the in-memory view at once
@@ -31,7 +35,9 @@ mod index;
 mod log;
 pub mod record;
 mod recover;
+pub mod snapshot_file;
 mod stats;
+mod storage;
 
 pub use datadir::{DataDir, DataDirError};
 pub use error::WalError;
@@ -41,6 +47,7 @@ pub use log::{
 };
 pub use recover::{RecoveryReport, TornTail};
 pub use stats::{bucket_upper_us, LogStats, SyncInfo, SYNC_HIST_BUCKETS};
+pub use storage::{DurableStorage, NodeStorage};
 
 #[cfg(test)]
 mod tests;
