@@ -609,12 +609,6 @@ impl ClusterArgs {
         if self.data_dir.is_some() && self.storage != StorageMode::Durable {
             return Err(cli::usage("--data-dir: only with --storage durable"));
         }
-        if self.single_process && self.storage == StorageMode::Durable {
-            return Err(cli::usage(
-                "--storage durable: not with --single-process (one data directory per replica \
-                 process)",
-            ));
-        }
         if self.single_process && !self.faults.is_empty() {
             return Err(cli::usage(
                 "--fault: not with --single-process (every replica is in one process)",
@@ -1035,9 +1029,13 @@ pub fn run(a: &ClusterArgs, stop: &AtomicBool) -> Result<(), AppError> {
     // Storage: durable replicas get a data directory each (created by the node's --init),
     // and the filesystem under them is measured first.
     let durable = a.storage == StorageMode::Durable;
+    // With --single-process the one node process gets the parent directory and makes
+    // `replica-<i>` in it for each member it runs.
+    let single_base = a.data_dir.clone().unwrap_or_else(|| dir.join("data"));
     let data_dirs: Vec<Option<PathBuf>> = (0..n)
         .map(|i| {
             durable.then(|| match &a.data_dir {
+                _ if a.single_process => single_base.join(format!("replica-{i}")),
                 Some(d) => d.join(format!("replica-{i}")),
                 None => dir.join(format!("data-{i}")),
             })
@@ -1201,6 +1199,7 @@ pub fn run(a: &ClusterArgs, stop: &AtomicBool) -> Result<(), AppError> {
         args.extend(common_node(&ids.join(",")));
         let mut r = Replica::new("replicas", (0..n).collect(), args, dir.join("nodes.log"));
         r.sockets = sockets.clone();
+        r.data_dir = durable.then(|| single_base.clone());
         start(&mut r, Start::First, "")?;
         nodes.push(r);
         wait_for_files(&sockets, &mut nodes, stop)?;

@@ -304,6 +304,20 @@ impl KvStore {
     pub fn len(&self) -> usize {
         self.map.len()
     }
+
+    /// A digest of the keys and values (not the sessions), the same on every replica that
+    /// applied the same log, whatever the hash table's order: the sum of an FNV-1a hash per
+    /// (key, value). For checking that replicas converged (the nodes print it at exit).
+    pub fn digest(&self) -> u64 {
+        let fnv = |h: u64, b: &[u8]| {
+            b.iter().fold(h, |h, x| (h ^ u64::from(*x)).wrapping_mul(0x0000_0100_0000_01b3))
+        };
+        self.map.iter().fold(0u64, |acc, (k, v)| {
+            let h = fnv(0xcbf2_9ce4_8422_2325, k.as_slice());
+            let h = fnv(fnv(h, &(k.as_slice().len() as u64).to_le_bytes()), v);
+            acc.wrapping_add(h)
+        })
+    }
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }

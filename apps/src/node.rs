@@ -84,9 +84,10 @@ pub struct NodeArgs {
     /// (clients) use the port they were heard on, else the first port without a route.
     #[arg(long = "route", value_name = "DEV=MEMBER")]
     pub routes: Vec<Route>,
-    /// Acceptor state: `durable` (a log per group under --data-dir) or `memory` (lost on
-    /// exit: a restarted replica must use --rejoin).
-    #[arg(long, value_enum, default_value = "memory", value_name = "MODE")]
+    /// Acceptor state: `durable` (the default: a log per group under --data-dir, synced
+    /// before any vote leaves) or `memory` (lost on exit: a restarted replica must use
+    /// --rejoin).
+    #[arg(long, value_enum, default_value = "durable", value_name = "MODE")]
     pub storage: StorageMode,
     /// Durable storage: this node's data directory (one per node; a subdirectory per group).
     #[arg(long, value_name = "DIR")]
@@ -269,8 +270,9 @@ where
         }
     });
     s.push_str(&format!(
-        " kv_keys={} kv_applied={} kv_duplicates_suppressed={}",
+        " kv_keys={} kv_digest={:016x} kv_applied={} kv_duplicates_suppressed={}",
         app.store().len(),
+        app.store().digest(),
         app.applied(),
         app.store().duplicates_suppressed
     ));
@@ -306,15 +308,6 @@ pub fn main_with(args: Vec<String>) -> Result<(), AppError> {
     if opts.max_sessions == 0 {
         return Err(cli::usage("--max-sessions 0: must be at least 1"));
     }
-    match (opts.storage, &opts.data_dir) {
-        (StorageMode::Durable, None) => {
-            return Err(cli::usage("--storage durable: needs --data-dir DIR"));
-        }
-        (StorageMode::Memory, Some(d)) => {
-            log::warn!("--storage memory: --data-dir {} is not used", d.display());
-        }
-        _ => {}
-    }
     if opts.snapshot_every == 0 {
         return Err(cli::usage("--snapshot-every 0: must be at least 1 slot"));
     }
@@ -337,6 +330,23 @@ pub fn main_with(args: Vec<String>) -> Result<(), AppError> {
         None => (0..cluster.raw.groups).collect(),
     };
     cli::check_routes(&cluster, &opts.routes)?;
+    if opts.transport == Transport::Udp
+        && (opts.leader_idle.is_some() || !opts.leader_cpus.is_empty())
+    {
+        return Err(cli::usage("--leader-idle/--leader-cpus: only with --transport dpdk"));
+    }
+    match (opts.storage, &opts.data_dir) {
+        (StorageMode::Durable, None) => {
+            return Err(cli::usage(
+                "--storage durable (the default): needs --data-dir DIR (first start of a new \
+                 cluster: add --init), or --storage memory for state that does not survive",
+            ));
+        }
+        (StorageMode::Memory, Some(d)) => {
+            log::warn!("--storage memory: --data-dir {} is not used", d.display());
+        }
+        _ => {}
+    }
     let sopts = StorageOpts {
         mode: opts.storage,
         data_dir: opts.data_dir.clone(),
@@ -354,9 +364,6 @@ pub fn main_with(args: Vec<String>) -> Result<(), AppError> {
     }
     let stop = cli::stop_on_signals()?;
     match opts.transport {
-        Transport::Udp if opts.leader_idle.is_some() || !opts.leader_cpus.is_empty() => {
-            Err(cli::usage("--leader-idle/--leader-cpus: only with --transport dpdk"))
-        }
         Transport::Udp => {
             if eal_args.len() > 1 {
                 log::warn!("--transport udp: ignoring the EAL options {:?}", &eal_args[1..]);

@@ -111,6 +111,21 @@ fn node_argument_errors() {
         &["--config", bad.to_str().unwrap(), "--id", "0", "--transport", "udp"],
         "bsae_port",
     );
+    // Durable storage (the default) needs a data directory that holds this replica's
+    // state: never an empty acceptor without an explicit flag.
+    assert_usage(NODE, &["--config", g, "--id", "0", "--transport", "udp"], "--data-dir");
+    let data = dir.0.join("data-0");
+    let d = data.to_str().unwrap();
+    let base = ["--config", g, "--id", "0", "--transport", "udp", "--data-dir", d];
+    let (code, err) = fails(NODE, &base);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--init") && err.contains("--rejoin") && err.contains(d), "{err}");
+    assert_usage(NODE, &[&base[..], &["--init", "--rejoin"]].concat(), "--rejoin");
+    assert_usage(NODE, &[&base[..], &["--snapshot-every", "0"]].concat(), "--snapshot-every");
+    // A data directory of another replica is refused.
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("stray"), b"x").unwrap();
+    assert_usage(NODE, &[&base[..], &["--init"]].concat(), "stray");
     let bad = dir.file(
         "quorum.toml",
         &format!("{GOOD}\n")

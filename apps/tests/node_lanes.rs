@@ -56,6 +56,8 @@ fn two_groups_on_two_worker_lcores() {
             "--no-telemetry",
             "--vdev=net_ring0",
             "--",
+            "--storage",
+            "memory",
             "--config",
             cfg.to_str().unwrap(),
             "--id",

@@ -98,6 +98,7 @@ fn three_nodes_and_a_client_over_udp() {
             let child = Command::new(NODE)
                 .args(["--config", cfg.to_str().unwrap(), "--id", &i.to_string()])
                 .args(["--transport", "udp", "--idle", "yield", "--stats-interval", "0.5"])
+                .args(["--storage", "memory"])
                 .stdout(log.try_clone().unwrap())
                 .stderr(log)
                 .spawn()

@@ -359,6 +359,10 @@ pub struct GroupDriver<Io: PacketIo, A, F = NoFaults, S = MemStorage<<Io as Pack
     failed: Option<StorageError>,
     /// When storage upkeep last ran.
     last_maintain_ns: u64,
+    /// The first slot this driver's node led from: commands with our id as proposer in
+    /// earlier slots were proposed by an earlier incarnation (a restart replays them) and
+    /// are not answered again. `None` until it first leads.
+    replies_from: Option<Slot>,
 }
 
 impl<Io: PacketIo, A: Application> GroupDriver<Io, A> {
@@ -445,6 +449,7 @@ where
             reply: Vec::with_capacity(max_payload),
             failed: None,
             last_maintain_ns: 0,
+            replies_from: None,
         })
     }
 
@@ -718,7 +723,9 @@ where
                 let answer = self.app.apply(d.slot, &cmd, &mut self.reply);
                 applied += 1;
                 self.link.counters.commands_applied.inc();
-                if let (Some(st), true) = (answer, cmd.proposer == self.me) {
+                let ours =
+                    cmd.proposer == self.me && self.replies_from.is_some_and(|s| d.slot >= s);
+                if let (Some(st), true) = (answer, ours) {
                     let hint = self.node.leader_hint();
                     self.link.send_reply(&cmd.reply_to, cmd.client, cmd.seq, st, hint, &self.reply);
                 }
@@ -738,8 +745,10 @@ where
         for e in self.events.drain(..) {
             let c = &self.link.counters;
             match e {
-                Event::BecameLeader { ballot } => {
+                Event::BecameLeader { ballot, from } => {
                     c.leader_changes.inc();
+                    // Commands this incarnation proposes are in slots from here on.
+                    self.replies_from.get_or_insert(from);
                     log::info!("group {g} replica {me}: leading with {ballot}");
                 }
                 Event::SteppedDown { ballot, dropped_batches } => {

@@ -22,8 +22,9 @@ pub struct Decided<P> {
 /// Things the application may want to react to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {
-    /// This node's proposer became leader with `ballot`.
-    BecameLeader { ballot: Ballot },
+    /// This node's proposer became leader with `ballot`; its first slot is `from` (it
+    /// re-proposes what phase 1 recovered from there, then new commands).
+    BecameLeader { ballot: Ballot, from: Slot },
     /// This node's proposer stopped leading; `dropped_batches` sealed batches (and the
     /// commands in them) that had not been chosen were abandoned: their clients must retry.
     SteppedDown { ballot: Ballot, dropped_batches: usize },

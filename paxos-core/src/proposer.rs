@@ -390,7 +390,7 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
         self.prop.open_commands = 0;
         self.prop.open_since = self.now;
         self.leader = ballot;
-        self.events.push(Event::BecameLeader { ballot });
+        self.events.push(Event::BecameLeader { ballot, from: start });
         self.send_heartbeat();
     }
 

@@ -910,7 +910,7 @@ impl Simulation {
     fn on_event(&mut self, i: usize, e: Event) {
         let node = i as NodeIx;
         let ev = match e {
-            Event::BecameLeader { ballot } => {
+            Event::BecameLeader { ballot, .. } => {
                 self.stats.leaders_elected += 1;
                 TraceEvent::BecameLeader { node, ballot }
             }
