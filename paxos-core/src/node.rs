@@ -41,6 +41,8 @@ pub(crate) struct Sink<'a, P> {
     pub held: &'a mut Vec<Outgoing<P>>,
     pub stats: &'a mut Stats,
     pub unsynced: &'a mut bool,
+    /// The storage makes writes stable only at `sync`: hold what reveals them until then.
+    pub hold: bool,
     pub learners: &'a [ReplicaId],
 }
 
@@ -52,6 +54,7 @@ macro_rules! sink {
             held: &mut $n.held,
             stats: &mut $n.stats,
             unsynced: &mut $n.unsynced,
+            hold: $n.hold,
             learners: if $n.cfg.accepted_to_learners { &$n.topo.learners } else { &[] },
         }
     };
@@ -84,7 +87,7 @@ impl<P: Clone> Sink<'_, P> {
     #[inline]
     pub fn send(&mut self, to: ReplicaId, msg: Message<P>) {
         self.stats.messages_out += 1;
-        if *self.unsynced && reveals_stable_state(&msg) {
+        if self.hold && *self.unsynced && reveals_stable_state(&msg) {
             self.held.push(Outgoing { to, msg });
         } else {
             self.out.push(Outgoing { to, msg });
@@ -114,7 +117,8 @@ impl<P: Clone> Sink<'_, P> {
         to: impl Iterator<Item = ReplicaId>,
         mut msg: impl FnMut(ReplicaId) -> Message<P>,
     ) {
-        let queue = if reveals && *self.unsynced { &mut *self.held } else { &mut *self.out };
+        let queue =
+            if self.hold && reveals && *self.unsynced { &mut *self.held } else { &mut *self.out };
         let before = queue.len();
         queue.extend(to.map(|to| Outgoing { to, msg: msg(to) }));
         self.stats.messages_out += (queue.len() - before) as u64;
@@ -216,6 +220,8 @@ pub struct Node<P, S = MemStorage<P>, B = BytesBuilder> {
     pub(crate) storage: S,
     pub(crate) builder: B,
     pub(crate) unsynced: bool,
+    /// `storage.sync_required()`, read once: whether replies are held for a sync.
+    pub(crate) hold: bool,
     pub(crate) acceptor: Acceptor,
     pub(crate) prop: Proposer<P>,
     pub(crate) learner: Learner<P>,
@@ -326,6 +332,7 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
             storage,
             builder,
             unsynced: false,
+            hold: true,
             acceptor: Acceptor::default(),
             leader: Ballot::NONE,
             leader_contact: 0,
@@ -341,6 +348,7 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
             stats: Stats::default(),
             bugs: Bugs::default(),
         };
+        node.hold = node.storage.sync_required();
         // A restarted acceptor knows the highest ballot it promised: never reuse a lower one.
         node.prop.max_seen = node.storage.promised();
         if !node.storage.voting() {

@@ -543,6 +543,7 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
                 held: &mut self.held,
                 stats: &mut self.stats,
                 unsynced: &mut self.unsynced,
+                hold: self.hold,
                 learners: &[],
             };
             let targets = self.topo.accept_targets.iter().copied();

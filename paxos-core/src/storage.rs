@@ -17,8 +17,10 @@
 //! ```
 //! Which messages are held: everything queued while writes are unsynced, except the
 //! leader's `Accept`s and `Heartbeat`s, which reveal no acceptor state (the leader's ballot
-//! was made stable before its first `Prepare` left). A failed sync is sticky: the node
-//! refuses every further input and output, and the driver must stop it.
+//! was made stable before its first `Prepare` left). Storage that keeps nothing across a
+//! crash anyway (`sync_required() == false`: [`MemStorage`]) holds nothing back. A failed
+//! sync is sticky: the node refuses every further input and output, and the driver must
+//! stop it.
 //!
 //! Everything else (learner progress, leader state, batches) is volatile and rebuilt after a
 //! restart from the acceptors.
@@ -65,6 +67,12 @@ pub trait Storage<P> {
     fn trim(&mut self, below: Slot);
     /// Make every write so far stable. The in-memory store has nothing to do.
     fn sync(&mut self) -> Result<(), StorageError>;
+    /// Whether writes become stable only at `sync` (a disk). When false (memory: nothing
+    /// survives a crash anyway), replies are not held for a sync; the driver's order is
+    /// the same either way.
+    fn sync_required(&self) -> bool {
+        true
+    }
     /// Upkeep a driver runs when idle (deleting dead log segments, preparing the next one).
     /// Changes nothing a read sees. The default does nothing.
     fn maintain(&mut self) -> Result<(), StorageError> {
@@ -170,6 +178,9 @@ impl<P: Clone> Storage<P> for MemStorage<P> {
     }
     fn sync(&mut self) -> Result<(), StorageError> {
         Ok(())
+    }
+    fn sync_required(&self) -> bool {
+        false
     }
 }
 

@@ -215,6 +215,9 @@ impl<P: Clone + AsRef<[u8]> + From<Bytes>> Storage<P> for NodeStorage<P> {
     fn maintain(&mut self) -> Result<(), StorageError> {
         both!(self, s => s.maintain())
     }
+    fn sync_required(&self) -> bool {
+        matches!(self, NodeStorage::Durable(_))
+    }
 }
 
 #[cfg(test)]
