@@ -153,6 +153,10 @@ pub struct ClusterArgs {
     /// was lost (needs --out and --history; the run fails on a loss).
     #[arg(long)]
     pub verify: bool,
+    /// Durable storage: every node's --snapshot-every (slots between KV snapshots; the
+    /// log is trimmed behind them). Default: the node's.
+    #[arg(long, value_name = "SLOTS")]
+    pub snapshot_every: Option<u64>,
     /// Label of the run in the reports.
     #[arg(long)]
     pub label: Option<String>,
@@ -1121,6 +1125,9 @@ pub fn run(a: &ClusterArgs, stop: &AtomicBool) -> Result<(), AppError> {
         };
         if let Some(p) = leader_idle {
             v.extend(["--leader-idle".into(), p.to_string()]);
+        }
+        if let Some(n) = a.snapshot_every {
+            v.extend(["--snapshot-every".into(), n.to_string()]);
         }
         v
     };
