@@ -1,6 +1,7 @@
 //! The appliance: the replicated key-value store, cluster configuration, and the node,
 //! client and cluster binaries (their logic lives here so tests can reach it).
 
+pub mod check;
 pub mod cli;
 pub mod cluster;
 pub mod config;

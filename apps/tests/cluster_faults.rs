@@ -200,8 +200,18 @@ fn durable_run_with(transport: &str, faults: &[&str], more: &[&str]) -> String {
     }
     args.extend(more);
     let (ok, stdout, stderr) = cluster(&args);
+    // Every operation of the run, not only the final reads: linearizable key by key.
+    let history = apps::check::read_history(&dir.join("history.jsonl"));
     let _ = std::fs::remove_dir_all(&dir);
     assert!(ok, "{stdout}\n{stderr}");
+    let report = apps::check::check(&history.expect("history.jsonl"), apps::check::DEFAULT_BUDGET);
+    assert!(report.operations > 1000, "{} operations", report.operations);
+    assert!(
+        report.anomalies.is_empty() && report.unknown.is_empty(),
+        "not linearizable: {:?}\nunknown keys: {:?}\n{stdout}",
+        report.anomalies,
+        report.unknown
+    );
     assert!(stdout.contains(" storage durable"), "the label names the storage mode:\n{stdout}");
     assert!(stdout.contains("unscheduled exits: none"), "{stdout}");
     let verify = stdout.lines().find(|l| l.contains("verify: ")).unwrap_or_else(|| {
