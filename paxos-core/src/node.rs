@@ -32,6 +32,9 @@ pub struct Bugs {
     pub trim_at_max_applied: bool,
     /// A member that lost its state votes at once instead of rejoining first.
     pub rejoin_votes_at_once: bool,
+    /// A completed asynchronous sync releases every message waiting for a sync, also those
+    /// whose writes a later ticket covers.
+    pub async_sync_releases_early: bool,
 }
 
 /// Where role handlers put what they produce.
@@ -455,8 +458,9 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
         }
     }
 
-    /// True when stable state was written since the last `sync`. Messages that depend on it
-    /// are held until `sync` succeeds (the durability contract, see `storage`).
+    /// True when stable state was written since the last `sync` (or `begin_sync`). Messages
+    /// that depend on it are held until a sync covering it succeeds (the durability
+    /// contract, see `storage`).
     #[inline]
     pub fn needs_sync(&self) -> bool {
         self.unsynced
@@ -570,7 +574,7 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
     /// Moves the waiting messages whose ticket completed to `out`, in order.
     fn release_waiting(&mut self) {
         while let Some((t, _)) = self.waiting.front() {
-            if *t > self.sync_completed {
+            if *t > self.sync_completed && !self.bugs.async_sync_releases_early {
                 break;
             }
             if let Some((_, m)) = self.waiting.pop_front() {
@@ -626,7 +630,8 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
     }
 
     /// Moves the messages free to leave into `out` (appended; both buffers keep their
-    /// capacity). Messages that depend on unsynced writes stay until `sync` succeeds.
+    /// capacity). Messages that depend on unsynced writes stay until `sync` succeeds, or
+    /// until the ticket `begin_sync` tagged them with completed (`poll_sync`, `sync_done`).
     #[inline]
     pub fn take_messages(&mut self, out: &mut Vec<Outgoing<P>>) {
         if !self.out.is_empty() {
