@@ -302,8 +302,13 @@ where
             ));
             if log.log().has_sync_thread() {
                 s.push_str(&format!(
-                    " sync_on=thread syncs_chained={} sync_waits={} records_restamped={}",
-                    st.syncs_chained, st.sync_waits, st.records_restamped
+                    " sync_on=thread syncs_chained={} sync_waits={} records_restamped={} sync_handoff_us_mean={} sync_io_us_mean={} sync_notice_us_mean={}",
+                    st.syncs_chained,
+                    st.sync_waits,
+                    st.records_restamped,
+                    st.sync_handoff_ns_sum.checked_div(st.syncs).unwrap_or(0) / 1000,
+                    st.sync_io_ns_sum.checked_div(st.syncs).unwrap_or(0) / 1000,
+                    st.sync_notice_ns_sum.checked_div(st.syncs).unwrap_or(0) / 1000,
                 ));
             }
         }

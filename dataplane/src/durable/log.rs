@@ -651,6 +651,10 @@ impl AcceptorLog {
         }
         let ns = done.at.saturating_duration_since(f.t0).as_nanos() as u64;
         self.stats.record_sync(f.records as u64, ns);
+        let ns = |a: Instant, b: Instant| b.saturating_duration_since(a).as_nanos() as u64;
+        self.stats.sync_handoff_ns_sum += ns(f.t0, done.began);
+        self.stats.sync_io_ns_sum += ns(done.began, done.at);
+        self.stats.sync_notice_ns_sum += ns(done.at, Instant::now());
         self.stats.bytes_synced_in_background += f.bytes;
         if !self.buf.is_empty() {
             self.restamp = true;
@@ -932,9 +936,11 @@ struct SyncJob {
     dir: Option<Arc<File>>,
 }
 
-/// The thread's answer: done (when), or which file failed (`None`: the directory).
+/// The thread's answer: done, or which file failed (`None`: the directory); when the thread
+/// took the request and when it finished.
 struct SyncDone {
     result: Result<(), (Option<u64>, std::io::Error)>,
+    began: Instant,
     at: Instant,
 }
 
@@ -970,6 +976,7 @@ impl SyncThread {
         let handle = std::thread::Builder::new().name(name.to_string()).spawn(move || {
             // Ends when the log drops its sender.
             while let Ok(job) = job_rx.recv() {
+                let began = Instant::now();
                 let mut result = Ok(());
                 for (no, f) in &job.files {
                     if let Err(e) = f.sync_data() {
@@ -983,7 +990,7 @@ impl SyncThread {
                     }
                 }
                 drop(job);
-                if done_tx.send(SyncDone { result, at: Instant::now() }).is_err() {
+                if done_tx.send(SyncDone { result, began, at: Instant::now() }).is_err() {
                     break;
                 }
             }

@@ -45,6 +45,12 @@ pub struct LogStats {
     pub records_restamped: u64,
     /// Thread mode: bytes written by syncs that completed on the sync thread.
     pub bytes_synced_in_background: u64,
+    /// Thread mode, summed over syncs: from `sync_start` (Commit record, write) until the
+    /// thread took the request (the write and the thread's wake-up); the thread's
+    /// fdatasyncs; from their end until the polling thread saw the completion.
+    pub sync_handoff_ns_sum: u64,
+    pub sync_io_ns_sum: u64,
+    pub sync_notice_ns_sum: u64,
     pub sync_ns_sum: u64,
     pub sync_ns_max: u64,
     pub sync_us_hist: [u64; SYNC_HIST_BUCKETS],
