@@ -118,13 +118,16 @@ pub enum SyncOn {
     /// On a thread of each group log's own; the poll loop never blocks and sends what a
     /// sync held back in the first poll after it completed.
     Thread,
+    /// `thread`, but a poll loop with nothing to do waits for a sync in flight (leaving
+    /// the CPU, as `lcore` does while it syncs) instead of polling for its completion.
+    ThreadBlock,
 }
 
 impl SyncOn {
     pub fn driver(self) -> dataplane::driver::SyncOn {
         match self {
             SyncOn::Lcore => dataplane::driver::SyncOn::Lcore,
-            SyncOn::Thread => dataplane::driver::SyncOn::Thread,
+            SyncOn::Thread | SyncOn::ThreadBlock => dataplane::driver::SyncOn::Thread,
         }
     }
 }
@@ -134,6 +137,7 @@ impl std::fmt::Display for SyncOn {
         f.write_str(match self {
             SyncOn::Lcore => "lcore",
             SyncOn::Thread => "thread",
+            SyncOn::ThreadBlock => "thread-block",
         })
     }
 }

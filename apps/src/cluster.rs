@@ -1495,8 +1495,11 @@ pub fn run(a: &ClusterArgs, stop: &AtomicBool) -> Result<(), AppError> {
 /// the storage mode.
 pub fn cluster_label(a: &ClusterArgs) -> String {
     let mut storage = format!("storage {}", a.storage);
-    if a.storage == StorageMode::Durable && a.sync_on == SyncOn::Thread {
-        storage.push_str(" (sync on a thread)");
+    match a.sync_on {
+        _ if a.storage != StorageMode::Durable => {}
+        SyncOn::Lcore => {}
+        SyncOn::Thread => storage.push_str(" (sync on a thread)"),
+        SyncOn::ThreadBlock => storage.push_str(" (sync on a thread, idle loops wait for it)"),
     }
     match &a.label {
         Some(l) if l.contains("storage") => l.clone(),

@@ -132,7 +132,7 @@ where
     let (g, member) = (cfg.group.0, cfg.id.0);
     let (app, upto) = opened.app(opts.max_sessions, opts.snapshot_every, member)?;
     let mut storage = opened.storage();
-    if opts.sync_on == SyncOn::Thread {
+    if opts.sync_on != SyncOn::Lcore {
         // Spawned here, on the thread that polls the group: it inherits its CPU set.
         storage
             .start_sync_thread(&format!("pxsync-m{member}-g{g}"))
@@ -431,16 +431,22 @@ pub fn drive(
     state: &GroupState,
     stop: &AtomicBool,
     idle: Idle,
+    sync_on: SyncOn,
     block_for: Duration,
 ) -> Option<String> {
     let start = Instant::now();
     let mut i: u32 = 0;
     let mut empty = 0u32;
     let policy = idle.policy();
+    let block_on_sync = sync_on == SyncOn::ThreadBlock;
     while !stop.load(Ordering::Relaxed) {
         let now = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
         if d.poll(now) == 0 {
             empty += 1;
+            if block_on_sync && d.sync_in_flight() {
+                d.wait_sync();
+                continue;
+            }
             // Not while a sync is in flight: its completion wakes no socket.
             if idle == Idle::Block && empty >= cli::SPINS_BEFORE_BLOCK && !d.sync_in_flight() {
                 cli::wait_readable(d.io().socket(), block_for);
@@ -524,11 +530,12 @@ fn run_udp(
     let block_for = Duration::from_micros(cluster.raw.tick_us.max(50));
     let mut threads = Vec::new();
     for (mut d, h) in drivers.into_iter().zip(&handles) {
-        let (state, stop, idle) = (Arc::clone(&h.state), Arc::clone(stop), opts.idle);
+        let (state, stop, idle, sync_on) =
+            (Arc::clone(&h.state), Arc::clone(stop), opts.idle, opts.sync_on);
         let t = std::thread::Builder::new()
             .name(format!("m{}-g{}", h.member, h.group))
             .spawn(move || {
-                let why = drive(&mut d, &state, &stop, idle, block_for);
+                let why = drive(&mut d, &state, &stop, idle, sync_on, block_for);
                 (d, why)
             })
             .map_err(|e| cli::runtime(format!("cannot start a thread: {e}")))?;

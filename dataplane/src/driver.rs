@@ -546,6 +546,17 @@ where
         self.sync_on
     }
 
+    /// Blocks until the sync in flight completes (`Node::wait_sync`), if one is: for a loop
+    /// whose last poll found no work, instead of polling for the completion. Its replies
+    /// leave in the next poll.
+    pub fn wait_sync(&mut self) {
+        if self.failed.is_none() && self.node.sync_in_flight() {
+            if let Err(e) = self.node.wait_sync() {
+                self.storage_failed(e);
+            }
+        }
+    }
+
     /// A failed sync (or storage upkeep): the driver stops for good.
     fn storage_failed(&mut self, e: StorageError) {
         // The core dropped everything that depended on the failed writes.

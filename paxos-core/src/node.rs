@@ -556,6 +556,28 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
         }
     }
 
+    /// `poll_sync`, but blocks until the oldest sync in flight completes
+    /// (`Storage::sync_wait`): for a driver with nothing else to do.
+    pub fn wait_sync(&mut self) -> Result<bool, StorageError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        if !self.sync_in_flight() {
+            return Ok(false);
+        }
+        match self.storage.sync_wait() {
+            Ok(Some(t)) => {
+                self.sync_done(t);
+                Ok(true)
+            }
+            Ok(None) => Ok(false),
+            Err(e) => {
+                self.fail(e.clone());
+                Err(e)
+            }
+        }
+    }
+
     /// Ticket `ticket` (and every one below it) completed: releases, in order, every message
     /// waiting for one of them; and, when no sync is in flight any more and nothing was
     /// written since, the messages held meanwhile. For drivers that learn of completions

@@ -107,6 +107,12 @@ pub trait Storage<P> {
     fn sync_poll(&mut self) -> Result<Option<u64>, StorageError> {
         Ok(None)
     }
+    /// `sync_poll`, but blocks until the oldest sync in flight completes, if one is (for a
+    /// driver with nothing else to do: it leaves the CPU, as a blocking `sync` does). The
+    /// default (nothing is ever in flight) reports nothing.
+    fn sync_wait(&mut self) -> Result<Option<u64>, StorageError> {
+        self.sync_poll()
+    }
     /// Whether writes become stable only at `sync` (a disk). When false (memory: nothing
     /// survives a crash anyway), replies are not held for a sync; the driver's order is
     /// the same either way.

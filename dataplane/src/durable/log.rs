@@ -588,6 +588,17 @@ impl AcceptorLog {
         Ok(self.ticket_report.take())
     }
 
+    /// `sync_poll`, but blocks until the sync in flight (if any) completes.
+    pub fn sync_wait(&mut self) -> Result<Option<u64>, WalError> {
+        if let Some(cause) = &self.poisoned {
+            return Err(WalError::Poisoned { cause: cause.clone() });
+        }
+        if self.in_flight.is_some() {
+            self.wait_sync()?;
+        }
+        Ok(self.ticket_report.take())
+    }
+
     /// Thread mode: the Commit record, the write, and the fdatasync handed to the thread.
     fn start_background(&mut self) -> Result<u64, WalError> {
         let t0 = Instant::now();

@@ -153,6 +153,9 @@ impl<P: Clone + AsRef<[u8]> + From<Bytes>> Storage<P> for DurableStorage<P> {
     fn sync_poll(&mut self) -> Result<Option<u64>, StorageError> {
         self.log.sync_poll().map_err(storage_error)
     }
+    fn sync_wait(&mut self) -> Result<Option<u64>, StorageError> {
+        self.log.sync_wait().map_err(storage_error)
+    }
     fn maintain(&mut self) -> Result<(), StorageError> {
         self.log.maintain().map(|_| ()).map_err(storage_error)
     }
@@ -235,6 +238,9 @@ impl<P: Clone + AsRef<[u8]> + From<Bytes>> Storage<P> for NodeStorage<P> {
     }
     fn sync_poll(&mut self) -> Result<Option<u64>, StorageError> {
         both!(self, s => s.sync_poll())
+    }
+    fn sync_wait(&mut self) -> Result<Option<u64>, StorageError> {
+        both!(self, s => s.sync_wait())
     }
     fn maintain(&mut self) -> Result<(), StorageError> {
         both!(self, s => s.maintain())

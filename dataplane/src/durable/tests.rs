@@ -733,6 +733,22 @@ fn thread_mode_pipelines_syncs_and_reopens_cleanly() {
 }
 
 #[test]
+fn thread_mode_sync_wait_blocks_until_the_sync_completes() {
+    let d = TempDir::new("thread-wait");
+    let mut log = AcceptorLog::create(d.path(), tiny(Prealloc::None), true).unwrap();
+    log.start_sync_thread("test-sync").unwrap();
+    assert_eq!(log.sync_wait().unwrap(), None, "nothing in flight: returns at once");
+    log.set_accepted(Slot(0), b(1), b"x").unwrap();
+    assert_eq!(log.sync_start().unwrap(), 1);
+    log.set_accepted(Slot(1), b(1), b"y").unwrap();
+    assert_eq!(log.sync_start().unwrap(), 2);
+    assert_eq!(log.sync_wait().unwrap(), Some(1), "ticket 1 done, 2 started after it");
+    assert!(log.sync_in_flight());
+    assert_eq!(log.sync_wait().unwrap(), Some(2));
+    assert!(!log.sync_in_flight() && !log.pending());
+}
+
+#[test]
 fn thread_mode_overflow_waits_for_the_sync_in_flight() {
     let d = TempDir::new("thread-overflow");
     let opts = tiny(Prealloc::None); // 1 KiB write buffer
