@@ -109,6 +109,39 @@ impl std::fmt::Display for StorageMode {
     }
 }
 
+/// `--sync-on`: where a group's fdatasync runs (durable storage).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum SyncOn {
+    /// On the polling thread (lcore), which blocks in fdatasync once per poll that wrote.
+    #[default]
+    Lcore,
+    /// On a thread of each group log's own; the poll loop never blocks and sends what a
+    /// sync held back in the first poll after it completed.
+    Thread,
+    /// `thread`, but a poll loop with nothing to do waits for a sync in flight (leaving
+    /// the CPU, as `lcore` does while it syncs) instead of polling for its completion.
+    ThreadBlock,
+}
+
+impl SyncOn {
+    pub fn driver(self) -> dataplane::driver::SyncOn {
+        match self {
+            SyncOn::Lcore => dataplane::driver::SyncOn::Lcore,
+            SyncOn::Thread | SyncOn::ThreadBlock => dataplane::driver::SyncOn::Thread,
+        }
+    }
+}
+
+impl std::fmt::Display for SyncOn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SyncOn::Lcore => "lcore",
+            SyncOn::Thread => "thread",
+            SyncOn::ThreadBlock => "thread-block",
+        })
+    }
+}
+
 /// The transport a binary uses when none is given: DPDK if compiled in.
 pub const DEFAULT_TRANSPORT: &str = if cfg!(feature = "dpdk") { "dpdk" } else { "udp" };
 

@@ -30,7 +30,7 @@
 //! slots in flight spins a few polls for the answer; this machine has fewer vCPUs than
 //! pollers, see shared ENVIRONMENT.md and dataplane::idle).
 
-use crate::cli::{self, AppError, Idle, StorageMode};
+use crate::cli::{self, AppError, Idle, StorageMode, SyncOn};
 use crate::config::local_cluster_toml;
 use crate::faults::{self, leader_line, Action, Fault, LeaderLine, LogTail, Target};
 use clap::{Parser, ValueEnum};
@@ -208,6 +208,10 @@ pub struct ClusterArgs {
     /// directory's data-<i>); removed at the end unless --keep.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Durable storage: where each replica's fdatasync runs (paxos-node --sync-on): on the
+    /// polling lcore, or on a thread of each group log's own.
+    #[arg(long, value_enum, default_value = "lcore", value_name = "WHERE")]
+    pub sync_on: SyncOn,
 }
 
 /// Where the processes of a local cluster may run.
@@ -1114,6 +1118,8 @@ pub fn run(a: &ClusterArgs, stop: &AtomicBool) -> Result<(), AppError> {
             a.idle.to_string(),
             "--stats-interval".into(),
             a.stats_interval.to_string(),
+            "--sync-on".into(),
+            a.sync_on.to_string(),
         ];
         if let Some(cpu) = leader_cpu(ncpu, a.placement) {
             v.extend(["--leader-cpus".into(), cpu.to_string()]);
@@ -1495,7 +1501,13 @@ pub fn run(a: &ClusterArgs, stop: &AtomicBool) -> Result<(), AppError> {
 /// The client's `--label`: the user's, or one derived from the options; either way it says
 /// the storage mode.
 pub fn cluster_label(a: &ClusterArgs) -> String {
-    let storage = format!("storage {}", a.storage);
+    let mut storage = format!("storage {}", a.storage);
+    match a.sync_on {
+        _ if a.storage != StorageMode::Durable => {}
+        SyncOn::Lcore => {}
+        SyncOn::Thread => storage.push_str(" (sync on a thread)"),
+        SyncOn::ThreadBlock => storage.push_str(" (sync on a thread, idle loops wait for it)"),
+    }
     match &a.label {
         Some(l) if l.contains("storage") => l.clone(),
         Some(l) => format!("{l} {storage}"),

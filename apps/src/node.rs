@@ -18,7 +18,7 @@
 //! A stats line per group every `--stats-interval` seconds; SIGINT/SIGTERM stop the loops,
 //! and the final counters are printed (a second signal kills at once).
 
-use crate::cli::{self, AppError, Idle, Route, StorageMode, Transport};
+use crate::cli::{self, AppError, Idle, Route, StorageMode, SyncOn, Transport};
 use crate::config::{Cluster, MemberInfo};
 use crate::kv;
 use crate::kvapp::KvApp;
@@ -89,6 +89,11 @@ pub struct NodeArgs {
     /// --rejoin).
     #[arg(long, value_enum, default_value = "durable", value_name = "MODE")]
     pub storage: StorageMode,
+    /// Durable storage: where each group's fdatasync runs: `lcore` (the polling thread
+    /// blocks in it, once per poll that wrote) or `thread` (a thread per group log; the
+    /// polling thread never blocks and sends what a sync held back once it completed).
+    #[arg(long, value_enum, default_value = "lcore", value_name = "WHERE")]
+    pub sync_on: SyncOn,
     /// Durable storage: this node's data directory (one per node; a subdirectory per group).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -115,7 +120,7 @@ pub type NodeDriver<Io> = GroupDriver<Io, KvApp, NoFaults, NodeStorage<<Io as Pa
 /// Builds group `g`'s driver from its opened state: the storage (memory or durable), the KV
 /// store restored from the snapshot on disk (the learner resumes after it).
 pub fn build_driver<Io: PacketIo>(
-    cfg: DriverConfig,
+    mut cfg: DriverConfig,
     io: Io,
     opened: &mut OpenedGroup,
     opts: &NodeArgs,
@@ -126,7 +131,14 @@ where
 {
     let (g, member) = (cfg.group.0, cfg.id.0);
     let (app, upto) = opened.app(opts.max_sessions, opts.snapshot_every, member)?;
-    let storage = opened.storage();
+    let mut storage = opened.storage();
+    if opts.sync_on != SyncOn::Lcore {
+        // Spawned here, on the thread that polls the group: it inherits its CPU set.
+        storage
+            .start_sync_thread(&format!("pxsync-m{member}-g{g}"))
+            .map_err(|e| format!("group {g}: {e}"))?;
+    }
+    cfg.sync_on = opts.sync_on.driver();
     let mut d = GroupDriver::with_parts(cfg, io, app, counters, NoFaults, storage)
         .map_err(|e| format!("group {g}: {e}"))?;
     if let Some(upto) = upto {
@@ -288,6 +300,17 @@ where
                 st.sync_us_quantile(0.99),
                 st.sync_ns_max / 1000
             ));
+            if log.log().has_sync_thread() {
+                s.push_str(&format!(
+                    " sync_on=thread syncs_chained={} sync_waits={} records_restamped={} sync_handoff_us_mean={} sync_io_us_mean={} sync_notice_us_mean={}",
+                    st.syncs_chained,
+                    st.sync_waits,
+                    st.records_restamped,
+                    st.sync_handoff_ns_sum.checked_div(st.syncs).unwrap_or(0) / 1000,
+                    st.sync_io_ns_sum.checked_div(st.syncs).unwrap_or(0) / 1000,
+                    st.sync_notice_ns_sum.checked_div(st.syncs).unwrap_or(0) / 1000,
+                ));
+            }
         }
         None => s.push_str(" storage=memory"),
     }
@@ -408,17 +431,24 @@ pub fn drive(
     state: &GroupState,
     stop: &AtomicBool,
     idle: Idle,
+    sync_on: SyncOn,
     block_for: Duration,
 ) -> Option<String> {
     let start = Instant::now();
     let mut i: u32 = 0;
     let mut empty = 0u32;
     let policy = idle.policy();
+    let block_on_sync = sync_on == SyncOn::ThreadBlock;
     while !stop.load(Ordering::Relaxed) {
         let now = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
         if d.poll(now) == 0 {
             empty += 1;
-            if idle == Idle::Block && empty >= cli::SPINS_BEFORE_BLOCK {
+            if block_on_sync && d.sync_in_flight() {
+                d.wait_sync();
+                continue;
+            }
+            // Not while a sync is in flight: its completion wakes no socket.
+            if idle == Idle::Block && empty >= cli::SPINS_BEFORE_BLOCK && !d.sync_in_flight() {
                 cli::wait_readable(d.io().socket(), block_for);
                 empty = 0;
             } else {
@@ -500,11 +530,12 @@ fn run_udp(
     let block_for = Duration::from_micros(cluster.raw.tick_us.max(50));
     let mut threads = Vec::new();
     for (mut d, h) in drivers.into_iter().zip(&handles) {
-        let (state, stop, idle) = (Arc::clone(&h.state), Arc::clone(stop), opts.idle);
+        let (state, stop, idle, sync_on) =
+            (Arc::clone(&h.state), Arc::clone(stop), opts.idle, opts.sync_on);
         let t = std::thread::Builder::new()
             .name(format!("m{}-g{}", h.member, h.group))
             .spawn(move || {
-                let why = drive(&mut d, &state, &stop, idle, block_for);
+                let why = drive(&mut d, &state, &stop, idle, sync_on, block_for);
                 (d, why)
             })
             .map_err(|e| cli::runtime(format!("cannot start a thread: {e}")))?;

@@ -12,7 +12,7 @@
 //! * **Main lcore only** (no workers): every group on the main lcore, polled round robin,
 //!   one queue per port with software dispatch.
 
-use crate::cli::{self, AppError, Idle};
+use crate::cli::{self, AppError, Idle, SyncOn};
 use crate::config::{Cluster, MemberInfo};
 use crate::dpdk_env::{lane_ios, DpdkEnv};
 use crate::node::{
@@ -450,9 +450,10 @@ fn lane_main(
     let mut role = RoleTuning::new(sh.opts, sh.idle)?;
     sh.ready.fetch_add(1, Ordering::Release);
     let mut idler = Idler::new(sh.idle);
+    let block_on_sync = sh.opts.sync_on == SyncOn::ThreadBlock;
     let mut i: u32 = 0;
     loop {
-        poll_all(&mut drivers, tsc.now_ns(), &mut idler);
+        poll_all(&mut drivers, tsc.now_ns(), &mut idler, block_on_sync);
         i = i.wrapping_add(1);
         if i & (CHECK_EVERY - 1) != 0 {
             continue;
@@ -549,15 +550,27 @@ fn publish_roles<'h, Io: PacketIo>(
 }
 
 /// One pass over every driver of this lcore, then the idle policy: after a pass without
-/// work, `adaptive` spins while a leader awaits its acks, otherwise the policy idles.
+/// work, `adaptive` spins while a leader awaits its acks, otherwise the policy idles. With
+/// `block_on_sync` (`--sync-on thread-block`) a pass without work waits for a group's sync
+/// in flight instead, if there is one.
 #[inline]
-fn poll_all<Io: PacketIo>(drivers: &mut [NodeDriver<Io>], now: u64, idler: &mut Idler)
-where
+fn poll_all<Io: PacketIo>(
+    drivers: &mut [NodeDriver<Io>],
+    now: u64,
+    idler: &mut Idler,
+    block_on_sync: bool,
+) where
     Io::Buf: From<Bytes>,
 {
     let mut work = 0;
     for d in drivers.iter_mut() {
         work += d.poll(now);
+    }
+    if work == 0 && block_on_sync {
+        if let Some(d) = drivers.iter_mut().find(|d| d.sync_in_flight()) {
+            d.wait_sync();
+            return;
+        }
     }
     let awaiting = work == 0 && drivers.iter().any(|d| d.awaiting());
     idler.after_poll(work, awaiting);
@@ -621,9 +634,10 @@ fn run_on_main(
     let mut links_up = down.is_empty();
     let mut idler = Idler::new(idle);
     let mut failed: Option<String> = None;
+    let block_on_sync = opts.sync_on == SyncOn::ThreadBlock;
     let mut i: u32 = 0;
     loop {
-        poll_all(&mut drivers, tsc.now_ns(), &mut idler);
+        poll_all(&mut drivers, tsc.now_ns(), &mut idler, block_on_sync);
         i = i.wrapping_add(1);
         if i & (CHECK_EVERY - 1) != 0 {
             continue;

@@ -163,15 +163,16 @@ fn memif_memory_all_killed_decides_nothing_afterwards() {
 /// exit 0, no acknowledged write lost, every key read back, commits in the last second,
 /// every replica's final KV digest equal.
 fn durable_run(transport: &str, faults: &[&str]) -> String {
-    durable_run_with(transport, faults, &[])
+    durable_run_with(transport, &[], faults)
 }
 
-/// [`durable_run`] with more arguments for paxos-cluster.
-fn durable_run_with(transport: &str, faults: &[&str], more: &[&str]) -> String {
+/// `durable_run` with more arguments for paxos-cluster.
+fn durable_run_with(transport: &str, extra: &[&str], faults: &[&str]) -> String {
     let dir = std::env::temp_dir().join(format!(
-        "apps-durable-{}-{transport}-{}",
+        "apps-durable-{}-{transport}-{}{}",
         std::process::id(),
-        faults.join("_").replace([':', '.'], "")
+        faults.join("_").replace([':', '.'], ""),
+        extra.join("").replace('-', "")
     ));
     let _ = std::fs::remove_dir_all(&dir);
     let d = dir.display().to_string();
@@ -198,7 +199,7 @@ fn durable_run_with(transport: &str, faults: &[&str], more: &[&str]) -> String {
     for f in faults {
         args.extend(["--fault", f]);
     }
-    args.extend(more);
+    args.extend(extra);
     let (ok, stdout, stderr) = cluster(&args);
     // Every operation of the run, not only the final reads: linearizable key by key.
     let history = apps::check::read_history(&dir.join("history.jsonl"));
@@ -283,8 +284,8 @@ fn durable_memif_follower_wiped_rejoins() {
 fn durable_memif_follower_behind_the_trim_point_fetches_a_snapshot() {
     let stdout = durable_run_with(
         "memif",
-        &["1:kill:follower", "3:restart:follower"],
         &["--snapshot-every", "300"],
+        &["1:kill:follower", "3:restart:follower"],
     );
     let back = hit(&stdout, "restart follower");
     let fin = stdout
@@ -292,6 +293,23 @@ fn durable_memif_follower_behind_the_trim_point_fetches_a_snapshot() {
         .find(|l| l.contains(&format!(": final node={back} ")))
         .unwrap_or_else(|| panic!("{stdout}"));
     assert!(fin.contains(" snapshots_installed=1"), "no snapshot fetched: {fin}");
+}
+
+/// Durable storage with the fdatasyncs on a thread of each log's own (`--sync-on thread`):
+/// every replica killed at once and restarted, nothing acknowledged lost.
+#[cfg(feature = "dpdk")]
+#[test]
+fn durable_memif_sync_thread_all_killed_and_restarted() {
+    let stdout =
+        durable_run_with("memif", &["--sync-on", "thread"], &["1:kill:all", "1.5:restart:all"]);
+    assert!(stdout.contains("(sync on a thread)"), "{stdout}");
+    let fin: Vec<&str> = stdout.lines().filter(|l| l.contains(": final node=")).collect();
+    assert!(fin.iter().all(|l| l.contains(" sync_on=thread ")), "{fin:?}");
+}
+
+#[test]
+fn durable_udp_sync_thread_leader_killed_and_restarted() {
+    durable_run_with("udp", &["--sync-on", "thread"], &["1:kill:leader", "1.5:restart:leader"]);
 }
 
 /// The same over kernel UDP: follower, leader, everyone.

@@ -40,6 +40,15 @@
 //! succeeds (see `paxos_core::storage`), so the loop cannot send a vote early; it only
 //! chooses when to sync: once per output round, after the free messages left. A failed sync
 //! stops the driver for good ([`GroupDriver::failed`]); the caller must stop the node.
+//!
+//! Where the sync runs ([`SyncOn`], `DriverConfig::sync_on`): `Lcore` (the default) blocks
+//! the loop in `Node::sync`, i.e. in fdatasync. `Thread` calls `Node::begin_sync` instead,
+//! which never blocks (the storage runs the fdatasync elsewhere, e.g.
+//! `AcceptorLog::start_sync_thread`), and every poll starts with `Node::poll_sync`, which
+//! releases what completed syncs made safe; [`GroupDriver::awaiting`] stays true while a
+//! sync is in flight so that an adaptive idle policy keeps polling for the completion. A
+//! storage without an asynchronous sync completes `begin_sync` at once (blocking), so
+//! `Thread` is correct with any storage.
 
 use crate::app::{status, Application, LogCommand};
 use crate::counters::Counters;
@@ -77,6 +86,17 @@ pub const DEFAULT_TICK_NS: u64 = 1_000_000;
 /// preallocation) runs after a poll without work, at most this often.
 pub const MAINTAIN_EVERY_NS: u64 = 10_000_000;
 
+/// Where the fdatasync of a poll's writes runs (see the module docs, "Durability").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SyncOn {
+    /// On the polling thread: the loop blocks in `Node::sync`.
+    #[default]
+    Lcore,
+    /// Started with `Node::begin_sync` and completed by the storage (its own thread); the
+    /// loop never blocks and releases replies as `Node::poll_sync` reports completions.
+    Thread,
+}
+
 /// Everything a driver needs besides its transport and application.
 #[derive(Clone, Debug)]
 pub struct DriverConfig {
@@ -92,10 +112,12 @@ pub struct DriverConfig {
     pub seed: u64,
     /// Used by [`GroupDriver::run`] after a poll without work.
     pub idle: IdlePolicy,
+    /// Blocking sync on the loop's thread (default) or asynchronous sync.
+    pub sync_on: SyncOn,
 }
 
 impl DriverConfig {
-    /// Defaults: `DEFAULT_TICK_NS`, seed 0, `IdlePolicy::Spin`.
+    /// Defaults: `DEFAULT_TICK_NS`, seed 0, `IdlePolicy::Spin`, `SyncOn::Lcore`.
     pub fn new(group: GroupId, id: ReplicaId, paxos: Config, peers: PeerTable) -> DriverConfig {
         DriverConfig {
             group,
@@ -105,6 +127,7 @@ impl DriverConfig {
             tick_ns: DEFAULT_TICK_NS,
             seed: 0,
             idle: IdlePolicy::Spin,
+            sync_on: SyncOn::Lcore,
         }
     }
 }
@@ -347,6 +370,7 @@ pub struct GroupDriver<Io: PacketIo, A, F = NoFaults, S = MemStorage<<Io as Pack
     /// When the next tick is due; `None` until the first poll.
     next_tick_ns: Option<u64>,
     idle: IdlePolicy,
+    sync_on: SyncOn,
     rx: Vec<Datagram<Io::Buf>>,
     out: Vec<Outgoing<Io::Buf>>,
     decided: Vec<Decided<Io::Buf>>,
@@ -441,6 +465,7 @@ where
             tick_ns: cfg.tick_ns,
             next_tick_ns: None,
             idle: cfg.idle,
+            sync_on: cfg.sync_on,
             rx: Vec::with_capacity(RX_BURST),
             out: Vec::with_capacity(4 * window.max(16)),
             decided: Vec::with_capacity(window.max(16)),
@@ -474,6 +499,13 @@ where
         if self.failed.is_some() {
             return 0;
         }
+        if self.node.sync_in_flight() {
+            // Release what the syncs that completed since the last poll made safe.
+            if let Err(e) = self.node.poll_sync() {
+                self.storage_failed(e);
+                return 0;
+            }
+        }
         let mut work = self.receive();
         self.advance_clock(now_ns);
         work += self.drain_output();
@@ -491,9 +523,7 @@ where
             if now_ns.saturating_sub(self.last_maintain_ns) >= MAINTAIN_EVERY_NS {
                 self.last_maintain_ns = now_ns;
                 if let Err(e) = self.node.maintain_storage() {
-                    self.link.counters.storage_errors.inc();
-                    log::error!("group {} replica {}: {e}: stopping", self.group.0, self.me.0);
-                    self.failed = Some(e);
+                    self.storage_failed(e);
                 }
             }
         }
@@ -501,9 +531,42 @@ where
     }
 
     /// True while an answer is due shortly: this node leads and has slots in flight (their
-    /// `Accepted` are one hop away). Loops with the `adaptive` idle policy spin meanwhile.
+    /// `Accepted` are one hop away), or a sync is in flight (`SyncOn::Thread`: its
+    /// completion releases replies). Loops with the `adaptive` idle policy spin meanwhile.
     pub fn awaiting(&self) -> bool {
-        self.node.in_flight() > 0
+        self.node.in_flight() > 0 || self.node.sync_in_flight()
+    }
+
+    /// A sync started by `Node::begin_sync` has not completed (`SyncOn::Thread`).
+    pub fn sync_in_flight(&self) -> bool {
+        self.node.sync_in_flight()
+    }
+
+    pub fn sync_on(&self) -> SyncOn {
+        self.sync_on
+    }
+
+    /// Blocks until the sync in flight completes (`Node::wait_sync`), if one is: for a loop
+    /// whose last poll found no work, instead of polling for the completion. Its replies
+    /// leave in the next poll.
+    pub fn wait_sync(&mut self) {
+        if self.failed.is_none() && self.node.sync_in_flight() {
+            if let Err(e) = self.node.wait_sync() {
+                self.storage_failed(e);
+            }
+        }
+    }
+
+    /// A failed sync (or storage upkeep): the driver stops for good.
+    fn storage_failed(&mut self, e: StorageError) {
+        // The core dropped everything that depended on the failed writes.
+        self.link.counters.storage_errors.inc();
+        log::error!(
+            "group {} replica {}: {e}: stopping (nothing that depends on the failed write was sent)",
+            self.group.0,
+            self.me.0
+        );
+        self.failed = Some(e);
     }
 
     /// Polls on the wall clock until `stop` is set, applying the idle policy after every
@@ -645,7 +708,9 @@ where
 
     /// Sends what the node queued; when only messages held for unsynced writes are left,
     /// syncs once (for every write so far: group commit) and sends what that released.
-    /// Messages to ourselves are stepped directly. Returns the datagrams sent.
+    /// With `SyncOn::Thread` the sync is only started (`begin_sync`): what it holds back
+    /// leaves in a later poll, once `poll_sync` sees it complete. Messages to ourselves are
+    /// stepped directly. Returns the datagrams sent.
     fn drain_output(&mut self) -> usize {
         let mut sent = 0;
         let mut unflushed = false;
@@ -662,15 +727,12 @@ where
                     self.link.io.flush();
                     unflushed = false;
                 }
-                if let Err(e) = self.node.sync() {
-                    // The core dropped everything that depended on the failed writes.
-                    self.link.counters.storage_errors.inc();
-                    log::error!(
-                        "group {} replica {}: {e}: stopping (nothing that depends on the failed write was sent)",
-                        self.group.0,
-                        self.me.0
-                    );
-                    self.failed = Some(e);
+                let synced = match self.sync_on {
+                    SyncOn::Lcore => self.node.sync(),
+                    SyncOn::Thread => self.node.begin_sync().map(|_| ()),
+                };
+                if let Err(e) = synced {
+                    self.storage_failed(e);
                     break;
                 }
                 self.node.take_messages(&mut out);

@@ -12,6 +12,7 @@ use crate::proposer::Proposer;
 use crate::rejoin::Rejoin;
 use crate::snapshot::Served;
 use crate::storage::{MemStorage, Storage, StorageError};
+use std::collections::VecDeque;
 
 /// Deliberate protocol bugs, for proving that the simulator's checkers catch them. Never
 /// set outside tests.
@@ -31,6 +32,9 @@ pub struct Bugs {
     pub trim_at_max_applied: bool,
     /// A member that lost its state votes at once instead of rejoining first.
     pub rejoin_votes_at_once: bool,
+    /// A completed asynchronous sync releases every message waiting for a sync, also those
+    /// whose writes a later ticket covers.
+    pub async_sync_releases_early: bool,
 }
 
 /// Where role handlers put what they produce.
@@ -41,6 +45,9 @@ pub(crate) struct Sink<'a, P> {
     pub held: &'a mut Vec<Outgoing<P>>,
     pub stats: &'a mut Stats,
     pub unsynced: &'a mut bool,
+    /// A sync started by `begin_sync` is in flight: what may reveal the writes it covers
+    /// is held as well, even with nothing written since.
+    pub syncing: bool,
     /// The storage makes writes stable only at `sync`: hold what reveals them until then.
     pub hold: bool,
     pub learners: &'a [ReplicaId],
@@ -54,6 +61,7 @@ macro_rules! sink {
             held: &mut $n.held,
             stats: &mut $n.stats,
             unsynced: &mut $n.unsynced,
+            syncing: $n.sync_started > $n.sync_completed,
             hold: $n.hold,
             learners: if $n.cfg.accepted_to_learners { &$n.topo.learners } else { &[] },
         }
@@ -87,7 +95,7 @@ impl<P: Clone> Sink<'_, P> {
     #[inline]
     pub fn send(&mut self, to: ReplicaId, msg: Message<P>) {
         self.stats.messages_out += 1;
-        if self.hold && *self.unsynced && reveals_stable_state(&msg) {
+        if self.hold && (*self.unsynced || self.syncing) && reveals_stable_state(&msg) {
             self.held.push(Outgoing { to, msg });
         } else {
             self.out.push(Outgoing { to, msg });
@@ -117,8 +125,11 @@ impl<P: Clone> Sink<'_, P> {
         to: impl Iterator<Item = ReplicaId>,
         mut msg: impl FnMut(ReplicaId) -> Message<P>,
     ) {
-        let queue =
-            if self.hold && reveals && *self.unsynced { &mut *self.held } else { &mut *self.out };
+        let queue = if self.hold && reveals && (*self.unsynced || self.syncing) {
+            &mut *self.held
+        } else {
+            &mut *self.out
+        };
         let before = queue.len();
         queue.extend(to.map(|to| Outgoing { to, msg: msg(to) }));
         self.stats.messages_out += (queue.len() - before) as u64;
@@ -230,8 +241,16 @@ pub struct Node<P, S = MemStorage<P>, B = BytesBuilder> {
     pub(crate) leader_contact: u64,
     pub(crate) election_timeout: u64,
     pub(crate) out: Vec<Outgoing<P>>,
-    /// Messages waiting for the next successful sync (see `storage`).
+    /// Messages waiting for the next successful sync (see `storage`), not yet tagged with a
+    /// ticket: `begin_sync` moves them to `waiting`, `sync` releases them.
     pub(crate) held: Vec<Outgoing<P>>,
+    /// Messages waiting for an asynchronous sync, each with the ticket that must complete
+    /// first (non-decreasing from front to back: released as a prefix, in order).
+    pub(crate) waiting: VecDeque<(u64, Outgoing<P>)>,
+    /// Highest ticket `begin_sync` started, and highest known complete (a sync is in flight
+    /// while the first is above the second). Both 0 while only `sync` is used.
+    pub(crate) sync_started: u64,
+    pub(crate) sync_completed: u64,
     /// Set by a failed sync or an unreadable value: the node does nothing more.
     pub(crate) failed: Option<StorageError>,
     /// Present while this member rejoins after losing its acceptor state (not voting).
@@ -264,6 +283,9 @@ impl<P: core::hash::Hash, S: core::hash::Hash, B> core::hash::Hash for Node<P, S
         self.leader_contact.hash(h);
         self.election_timeout.hash(h);
         self.held.hash(h);
+        self.waiting.hash(h);
+        self.sync_started.hash(h);
+        self.sync_completed.hash(h);
         self.rejoin.hash(h);
     }
 }
@@ -282,6 +304,9 @@ impl<P: PartialEq, S: PartialEq, B> PartialEq for Node<P, S, B> {
             && self.leader_contact == o.leader_contact
             && self.election_timeout == o.election_timeout
             && self.held == o.held
+            && self.waiting == o.waiting
+            && self.sync_started == o.sync_started
+            && self.sync_completed == o.sync_completed
             && self.rejoin == o.rejoin
     }
 }
@@ -339,6 +364,9 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
             election_timeout,
             out: Vec::with_capacity(4 * window.max(16)),
             held: Vec::with_capacity(4 * window.max(16)),
+            waiting: VecDeque::new(),
+            sync_started: 0,
+            sync_completed: 0,
             failed: None,
             rejoin: None,
             served: [None, None],
@@ -430,8 +458,9 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
         }
     }
 
-    /// True when stable state was written since the last `sync`. Messages that depend on it
-    /// are held until `sync` succeeds (the durability contract, see `storage`).
+    /// True when stable state was written since the last `sync` (or `begin_sync`). Messages
+    /// that depend on it are held until a sync covering it succeeds (the durability
+    /// contract, see `storage`).
     #[inline]
     pub fn needs_sync(&self) -> bool {
         self.unsynced
@@ -439,28 +468,153 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
 
     /// Makes every write so far stable, then releases the messages held for it. A failure
     /// is sticky: the node drops what it held and refuses all further work (the driver must
-    /// stop it; nothing that depended on the failed writes ever leaves).
+    /// stop it; nothing that depended on the failed writes ever leaves). Also waits for a
+    /// sync that `begin_sync` started: afterwards nothing is held.
     pub fn sync(&mut self) -> Result<(), StorageError> {
         if let Some(e) = &self.failed {
             return Err(e.clone());
         }
-        if self.unsynced {
+        if self.unsynced || self.sync_in_flight() {
             if let Err(e) = self.storage.sync() {
                 self.fail(e.clone());
                 return Err(e);
             }
             self.unsynced = false;
+            self.sync_completed = self.sync_started;
         }
+        self.release_waiting();
         if !self.held.is_empty() {
             self.out.append(&mut self.held);
         }
         Ok(())
     }
 
-    /// Whether stable state was written that no `sync` has covered yet, or messages wait.
+    /// The asynchronous `sync`: if anything was written since the last sync started, asks
+    /// the storage to start making it stable (`Storage::sync_start`, which does not block)
+    /// and tags every held message with the ticket that covers it; `poll_sync` or
+    /// `sync_done` release them once that ticket completes. Writes after this call belong
+    /// to the next ticket. Returns the ticket started (0: the storage made the writes stable
+    /// at once, and what they held back is free), or `None` when nothing was written since
+    /// the last one (messages held meanwhile wait for the sync in flight). A failure is
+    /// sticky, as with `sync`.
+    pub fn begin_sync(&mut self) -> Result<Option<u64>, StorageError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        if !self.unsynced {
+            if self.sync_in_flight() {
+                // Queued since the sync in flight started, with nothing written since: they
+                // reveal nothing that sync does not cover.
+                let t = self.sync_started;
+                self.waiting.extend(self.held.drain(..).map(|m| (t, m)));
+            } else {
+                self.out.append(&mut self.held);
+            }
+            return Ok(None);
+        }
+        let ticket = match self.storage.sync_start() {
+            Ok(t) => t,
+            Err(e) => {
+                self.fail(e.clone());
+                return Err(e);
+            }
+        };
+        self.unsynced = false;
+        if ticket == 0 || ticket <= self.sync_completed {
+            // Stable already: every write so far, hence every ticket in flight.
+            self.sync_completed = self.sync_completed.max(self.sync_started).max(ticket);
+            self.sync_started = self.sync_completed;
+            self.release_waiting();
+            self.out.append(&mut self.held);
+        } else {
+            self.sync_started = self.sync_started.max(ticket);
+            self.waiting.extend(self.held.drain(..).map(|m| (ticket, m)));
+        }
+        Ok(Some(ticket))
+    }
+
+    /// Asks the storage which syncs completed (`Storage::sync_poll`, never blocks) and
+    /// releases what they held back (`sync_done`). Returns whether a sync completed. A
+    /// failed sync is sticky, as with `sync`.
+    pub fn poll_sync(&mut self) -> Result<bool, StorageError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        if !self.sync_in_flight() {
+            return Ok(false);
+        }
+        match self.storage.sync_poll() {
+            Ok(Some(t)) => {
+                self.sync_done(t);
+                Ok(true)
+            }
+            Ok(None) => Ok(false),
+            Err(e) => {
+                self.fail(e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    /// `poll_sync`, but blocks until the oldest sync in flight completes
+    /// (`Storage::sync_wait`): for a driver with nothing else to do.
+    pub fn wait_sync(&mut self) -> Result<bool, StorageError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        if !self.sync_in_flight() {
+            return Ok(false);
+        }
+        match self.storage.sync_wait() {
+            Ok(Some(t)) => {
+                self.sync_done(t);
+                Ok(true)
+            }
+            Ok(None) => Ok(false),
+            Err(e) => {
+                self.fail(e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    /// Ticket `ticket` (and every one below it) completed: releases, in order, every message
+    /// waiting for one of them; and, when no sync is in flight any more and nothing was
+    /// written since, the messages held meanwhile. For drivers that learn of completions
+    /// themselves; `poll_sync` calls it.
+    pub fn sync_done(&mut self, ticket: u64) {
+        if self.failed.is_some() {
+            return;
+        }
+        self.sync_completed = self.sync_completed.max(ticket.min(self.sync_started));
+        self.release_waiting();
+        if !self.sync_in_flight() && !self.unsynced && !self.held.is_empty() {
+            self.out.append(&mut self.held);
+        }
+    }
+
+    /// Moves the waiting messages whose ticket completed to `out`, in order.
+    fn release_waiting(&mut self) {
+        while let Some((t, _)) = self.waiting.front() {
+            if *t > self.sync_completed && !self.bugs.async_sync_releases_early {
+                break;
+            }
+            if let Some((_, m)) = self.waiting.pop_front() {
+                self.out.push(m);
+            }
+        }
+    }
+
+    /// A sync started by `begin_sync` has not completed yet.
+    #[inline]
+    pub fn sync_in_flight(&self) -> bool {
+        self.sync_started > self.sync_completed
+    }
+
+    /// Whether messages wait for a sync (one not started yet, or one in flight).
     #[inline]
     pub fn has_held_messages(&self) -> bool {
-        !self.held.is_empty()
+        !self.held.is_empty() || !self.waiting.is_empty()
     }
 
     /// Storage upkeep for an idle moment (`Storage::maintain`). A failure stops the node like
@@ -488,6 +642,7 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
         self.stats.storage_failures += 1;
         self.out.clear();
         self.held.clear();
+        self.waiting.clear();
         self.decided.clear();
     }
 
@@ -497,7 +652,8 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
     }
 
     /// Moves the messages free to leave into `out` (appended; both buffers keep their
-    /// capacity). Messages that depend on unsynced writes stay until `sync` succeeds.
+    /// capacity). Messages that depend on unsynced writes stay until `sync` succeeds, or
+    /// until the ticket `begin_sync` tagged them with completed (`poll_sync`, `sync_done`).
     #[inline]
     pub fn take_messages(&mut self, out: &mut Vec<Outgoing<P>>) {
         if !self.out.is_empty() {
@@ -532,7 +688,8 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
         !(self.out.is_empty()
             && self.decided.is_empty()
             && self.events.is_empty()
-            && self.held.is_empty())
+            && self.held.is_empty()
+            && self.waiting.is_empty())
     }
 
     pub(crate) fn sink(&mut self) -> Sink<'_, P> {
@@ -833,3 +990,218 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
 
 /// A node over `bytes::Bytes` with in-memory storage: the simulator's and tests' node.
 pub type MemNode = Node<bytes::Bytes, MemStorage<bytes::Bytes>, BytesBuilder>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::MemStorage;
+    use bytes::Bytes;
+
+    /// Memory storage whose syncs complete when the test says so (tickets from 1).
+    #[derive(Default)]
+    struct Deferred {
+        mem: MemStorage<Bytes>,
+        started: u64,
+        /// What the next `sync_poll` reports.
+        report: Option<Result<u64, StorageError>>,
+        blocking_syncs: u32,
+    }
+
+    impl Storage<Bytes> for Deferred {
+        fn promised(&self) -> Ballot {
+            self.mem.promised()
+        }
+        fn set_promised(&mut self, ballot: Ballot) {
+            self.mem.set_promised(ballot)
+        }
+        fn voting(&self) -> bool {
+            self.mem.voting()
+        }
+        fn set_voting(&mut self, voting: bool) {
+            self.mem.set_voting(voting)
+        }
+        fn accepted(&self, slot: Slot) -> Result<Option<(Ballot, Bytes)>, StorageError> {
+            self.mem.accepted(slot)
+        }
+        fn set_accepted(&mut self, slot: Slot, ballot: Ballot, value: Bytes) {
+            self.mem.set_accepted(slot, ballot, value)
+        }
+        fn low(&self) -> Slot {
+            self.mem.low()
+        }
+        fn high(&self) -> Slot {
+            self.mem.high()
+        }
+        fn trim(&mut self, below: Slot) {
+            self.mem.trim(below)
+        }
+        fn sync(&mut self) -> Result<(), StorageError> {
+            self.blocking_syncs += 1;
+            Ok(())
+        }
+        fn sync_start(&mut self) -> Result<u64, StorageError> {
+            self.started += 1;
+            Ok(self.started)
+        }
+        fn sync_poll(&mut self) -> Result<Option<u64>, StorageError> {
+            self.report.take().transpose()
+        }
+    }
+
+    /// Memory storage that wants syncs but only has the blocking one (the trait's defaults).
+    #[derive(Default)]
+    struct Blocking(MemStorage<Bytes>, u32);
+
+    impl Storage<Bytes> for Blocking {
+        fn promised(&self) -> Ballot {
+            self.0.promised()
+        }
+        fn set_promised(&mut self, ballot: Ballot) {
+            self.0.set_promised(ballot)
+        }
+        fn voting(&self) -> bool {
+            self.0.voting()
+        }
+        fn set_voting(&mut self, voting: bool) {
+            self.0.set_voting(voting)
+        }
+        fn accepted(&self, slot: Slot) -> Result<Option<(Ballot, Bytes)>, StorageError> {
+            self.0.accepted(slot)
+        }
+        fn set_accepted(&mut self, slot: Slot, ballot: Ballot, value: Bytes) {
+            self.0.set_accepted(slot, ballot, value)
+        }
+        fn low(&self) -> Slot {
+            self.0.low()
+        }
+        fn high(&self) -> Slot {
+            self.0.high()
+        }
+        fn trim(&mut self, below: Slot) {
+            self.0.trim(below)
+        }
+        fn sync(&mut self) -> Result<(), StorageError> {
+            self.1 += 1;
+            Ok(())
+        }
+    }
+
+    const LEADER: ReplicaId = ReplicaId(0);
+
+    fn follower<S: Storage<Bytes>>(storage: S) -> Node<Bytes, S, BytesBuilder> {
+        Node::new(Config::replicas(3), ReplicaId(1), storage, BytesBuilder::default(), 1).unwrap()
+    }
+
+    fn accept<S: Storage<Bytes>>(n: &mut Node<Bytes, S, BytesBuilder>, round: u32, slot: u64) {
+        let ballot = Ballot::new(round, LEADER);
+        let value = Bytes::from(format!("v{slot}"));
+        n.step(LEADER, Message::Accept { ballot, slot: Slot(slot), commit: Slot(0), value });
+    }
+
+    fn taken<S: Storage<Bytes>>(n: &mut Node<Bytes, S, BytesBuilder>) -> Vec<Message<Bytes>> {
+        let mut out = Vec::new();
+        n.take_messages(&mut out);
+        out.into_iter().map(|m| m.msg).collect()
+    }
+
+    fn accepted(round: u32, slot: u64) -> Message<Bytes> {
+        Message::Accepted { ballot: Ballot::new(round, LEADER), slot: Slot(slot) }
+    }
+
+    #[test]
+    fn a_reply_leaves_only_once_its_ticket_completed() {
+        let mut n = follower(Deferred::default());
+        accept(&mut n, 1, 0);
+        assert!(taken(&mut n).is_empty(), "held until synced");
+        assert_eq!(n.begin_sync(), Ok(Some(1)));
+        assert!(n.sync_in_flight());
+        assert!(n.has_held_messages());
+        assert!(taken(&mut n).is_empty(), "held while the sync is in flight");
+        assert_eq!(n.poll_sync(), Ok(false), "nothing completed yet");
+        assert!(taken(&mut n).is_empty());
+        n.storage_mut().report = Some(Ok(1));
+        assert_eq!(n.poll_sync(), Ok(true));
+        assert_eq!(taken(&mut n), vec![accepted(1, 0)]);
+        assert!(!n.sync_in_flight() && !n.has_held_messages());
+        assert_eq!(n.storage().blocking_syncs, 0);
+        assert_eq!(n.begin_sync(), Ok(None), "nothing written since");
+    }
+
+    #[test]
+    fn writes_after_begin_sync_wait_for_the_next_ticket() {
+        let mut n = follower(Deferred::default());
+        accept(&mut n, 1, 0);
+        assert_eq!(n.begin_sync(), Ok(Some(1)));
+        accept(&mut n, 1, 1); // written while ticket 1 is in flight
+        assert!(n.needs_sync());
+        assert_eq!(n.begin_sync(), Ok(Some(2)));
+        accept(&mut n, 1, 2);
+        n.sync_done(1);
+        assert_eq!(taken(&mut n), vec![accepted(1, 0)], "slot 1 needs ticket 2");
+        n.sync_done(2);
+        assert_eq!(taken(&mut n), vec![accepted(1, 1)], "slot 2 is not even started");
+        assert!(n.has_held_messages() && n.needs_sync());
+        assert_eq!(n.begin_sync(), Ok(Some(3)));
+        n.sync_done(3);
+        assert_eq!(taken(&mut n), vec![accepted(1, 2)]);
+        assert!(!n.has_held_messages());
+    }
+
+    #[test]
+    fn a_reply_without_a_write_waits_for_the_sync_in_flight() {
+        let mut n = follower(Deferred::default());
+        accept(&mut n, 2, 0); // promises round 2 and accepts
+        assert_eq!(n.begin_sync(), Ok(Some(1)));
+        // A lower ballot: a Nack revealing the promise of round 2, which ticket 1 covers.
+        accept(&mut n, 1, 1);
+        assert!(!n.needs_sync(), "the Nack wrote nothing");
+        assert!(taken(&mut n).is_empty(), "but it reveals what ticket 1 is making stable");
+        assert_eq!(n.begin_sync(), Ok(None));
+        n.sync_done(1);
+        let nack =
+            Message::Nack { ballot: Ballot::new(1, LEADER), promised: Ballot::new(2, LEADER) };
+        assert_eq!(taken(&mut n), vec![accepted(2, 0), nack], "in the order queued");
+    }
+
+    #[test]
+    fn blocking_sync_covers_a_sync_in_flight() {
+        let mut n = follower(Deferred::default());
+        accept(&mut n, 1, 0);
+        assert_eq!(n.begin_sync(), Ok(Some(1)));
+        accept(&mut n, 1, 1);
+        n.sync().unwrap();
+        assert_eq!(taken(&mut n), vec![accepted(1, 0), accepted(1, 1)]);
+        assert_eq!(n.storage().blocking_syncs, 1);
+        assert!(!n.sync_in_flight() && !n.has_held_messages());
+        // A late report of ticket 1 changes nothing.
+        n.sync_done(1);
+        assert!(taken(&mut n).is_empty());
+    }
+
+    #[test]
+    fn a_failed_async_sync_is_sticky_and_drops_what_it_held() {
+        let mut n = follower(Deferred::default());
+        accept(&mut n, 1, 0);
+        assert_eq!(n.begin_sync(), Ok(Some(1)));
+        accept(&mut n, 1, 1);
+        n.storage_mut().report = Some(Err(StorageError("disk gone".into())));
+        assert!(n.poll_sync().is_err());
+        assert!(taken(&mut n).is_empty() && !n.has_held_messages());
+        assert!(n.failed().is_some());
+        assert!(n.begin_sync().is_err() && n.sync().is_err() && n.poll_sync().is_err());
+        accept(&mut n, 1, 2);
+        assert!(taken(&mut n).is_empty(), "a failed node does nothing");
+    }
+
+    #[test]
+    fn a_blocking_storage_completes_begin_sync_at_once() {
+        let mut n = follower(Blocking::default());
+        accept(&mut n, 1, 0);
+        assert!(taken(&mut n).is_empty());
+        assert_eq!(n.begin_sync(), Ok(Some(0)));
+        assert!(!n.sync_in_flight());
+        assert_eq!(taken(&mut n), vec![accepted(1, 0)]);
+        assert_eq!(n.storage().1, 1);
+        assert_eq!(n.poll_sync(), Ok(false));
+    }
+}

@@ -543,6 +543,7 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
                 held: &mut self.held,
                 stats: &mut self.stats,
                 unsynced: &mut self.unsynced,
+                syncing: self.sync_started > self.sync_completed,
                 hold: self.hold,
                 learners: &[],
             };

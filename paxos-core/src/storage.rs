@@ -15,6 +15,24 @@
 //! node.sync()?;                    // fsync / flush / barrier (a no-op when nothing is pending)
 //! node.take_messages(&mut out);    // the replies the sync released
 //! ```
+//! ## Asynchronous sync (tickets)
+//! A driver that must not block in fsync uses [`crate::Node::begin_sync`] instead: it asks
+//! the storage to start a sync ([`Storage::sync_start`]) and tags every held message with
+//! that sync's *ticket*; [`crate::Node::poll_sync`] (or [`crate::Node::sync_done`]) then
+//! releases, in order, the messages whose ticket completed. Messages queued while a sync is
+//! in flight are held too, even with nothing new written (they may reveal what that sync
+//! covers), and wait for the ticket that covers the writes before them:
+//!
+//! ```text
+//! node.poll_sync()?;               // release what completed syncs made safe
+//! node.step(from, msg);            // ...
+//! node.take_messages(&mut out);    // send
+//! node.begin_sync()?;              // never blocks; no-op when nothing was written
+//! ```
+//! The held messages stay bounded by what the polls during one or two syncs produce (the
+//! leader's window bounds the `Accepted`s among them; the storage coalesces every sync
+//! requested while one is in flight into the next one).
+//!
 //! Which messages are held: everything queued while writes are unsynced, except the
 //! leader's `Accept`s and `Heartbeat`s, which reveal no acceptor state (the leader's ballot
 //! was made stable before its first `Prepare` left). Storage that keeps nothing across a
@@ -65,8 +83,36 @@ pub trait Storage<P> {
     fn high(&self) -> Slot;
     /// Forget every slot below `below` (no-op if `below <= low()`).
     fn trim(&mut self, below: Slot);
-    /// Make every write so far stable. The in-memory store has nothing to do.
+    /// Make every write so far stable. The in-memory store has nothing to do. With a sync
+    /// started by `sync_start` still in flight, this waits for it too: when it returns, every
+    /// write and every ticket handed out is stable.
     fn sync(&mut self) -> Result<(), StorageError>;
+    /// Starts making every write so far stable without waiting, and returns the *ticket*
+    /// that will cover them: tickets count up from 1, and a ticket is complete once
+    /// `sync_poll` has reported it or a higher one. Writes made after this call belong to a
+    /// later ticket. Called again while a sync is in flight, it may return the ticket of
+    /// the sync that will start next (the same one each time: everything written until
+    /// then rides on it).
+    ///
+    /// **0** means "stable already": nothing to wait for. The default runs the blocking
+    /// `sync` and returns 0, so every storage works with a driver that syncs asynchronously.
+    fn sync_start(&mut self) -> Result<u64, StorageError> {
+        self.sync()?;
+        Ok(0)
+    }
+    /// Never blocks: the highest ticket whose sync completed since the last call (every
+    /// lower ticket is complete too), or `None` if none did. An error is a failed sync: the
+    /// writes it covered may not be stable, and the caller must stop (as with `sync`). The
+    /// default (every sync completes in `sync_start`) reports nothing.
+    fn sync_poll(&mut self) -> Result<Option<u64>, StorageError> {
+        Ok(None)
+    }
+    /// `sync_poll`, but blocks until the oldest sync in flight completes, if one is (for a
+    /// driver with nothing else to do: it leaves the CPU, as a blocking `sync` does). The
+    /// default (nothing is ever in flight) reports nothing.
+    fn sync_wait(&mut self) -> Result<Option<u64>, StorageError> {
+        self.sync_poll()
+    }
     /// Whether writes become stable only at `sync` (a disk). When false (memory: nothing
     /// survives a crash anyway), replies are not held for a sync; the driver's order is
     /// the same either way.

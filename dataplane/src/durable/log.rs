@@ -1,5 +1,25 @@
 //! `AcceptorLog`: the live side (append, group commit, reads, segment upkeep).
 //! Opening an existing log is in `recover.rs`.
+//!
+//! # Syncing on a thread of its own ([`AcceptorLog::start_sync_thread`])
+//! By default [`AcceptorLog::sync`] blocks its caller in fdatasync. With a sync thread the
+//! caller uses [`AcceptorLog::sync_start`] and [`AcceptorLog::sync_poll`] instead and never
+//! blocks: `sync_start` appends the Commit record and writes the buffer (pwrite, page
+//! cache) as `sync` does, then hands the fdatasync of the dirty segments (and the directory
+//! fsync after a rotation) to the log's thread through a channel of one request;
+//! `sync_poll` takes the completion from a channel without waiting. One fdatasync is in
+//! flight at a time: a `sync_start` while one is in flight only asks for the next, which
+//! `sync_poll` starts as soon as it sees the first complete, with every record appended
+//! meanwhile (group commit).
+//!
+//! **The on-disk format is unchanged.** Recovery relies on every record naming the last
+//! Commit that a completed fdatasync covered *when the record reached the file*, and on
+//! that being the Commit just before it (`recover.rs`). Records appended while a sync is
+//! in flight were encoded with the previous watermark, so nothing is written to a segment
+//! while a sync is in flight: they wait in the buffer, and the next write re-stamps their
+//! `durable_lsn` (and checksum) with the watermark of the sync that completed. An append
+//! that overflows the write buffer while a sync is in flight waits for it first (counted
+//! in `LogStats::sync_waits`), as does a blocking `sync`.
 
 use super::error::{io_err, WalError};
 use super::index::{Entry, Index};
@@ -14,6 +34,9 @@ use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Instant;
 
 /// The largest `max_value_bytes` a log accepts (64 MiB): value lengths are u32 on disk and a
@@ -105,7 +128,8 @@ pub(crate) struct Segment {
     pub no: u64,
     pub path: PathBuf,
     /// `None` until the first write reaches the file (a rotation only buffers the header).
-    pub file: Option<File>,
+    /// Shared with the sync thread while it fdatasyncs it.
+    pub file: Option<Arc<File>>,
     pub capacity: u64,
     /// Highest slot of any Accept record in the segment.
     pub max_accept: Option<Slot>,
@@ -144,7 +168,7 @@ pub struct MaintainInfo {
 #[derive(Debug)]
 pub struct AcceptorLog {
     dir: PathBuf,
-    dir_file: File,
+    dir_file: Arc<File>,
     opts: LogOptions,
     log_id: u64,
     promised: Ballot,
@@ -173,6 +197,19 @@ pub struct AcceptorLog {
     zeros: Vec<u8>,
     poisoned: Option<String>,
     stats: LogStats,
+    /// Present in thread mode: the thread that runs the fdatasyncs.
+    sync_thread: Option<SyncThread>,
+    /// The sync the thread is running.
+    in_flight: Option<InFlight>,
+    /// `sync_start` was called while a sync was in flight: start the next one when it ends.
+    sync_requested: bool,
+    /// Ticket of the last sync started in thread mode (tickets count from 1).
+    ticket_started: u64,
+    /// Highest completed ticket not yet reported by `sync_poll`.
+    ticket_report: Option<u64>,
+    /// Buffered records carry an older `durable_lsn` than the current one (a sync completed
+    /// after they were appended): re-stamp them before they are written.
+    restamp: bool,
     /// Tests: make the next `write_out` fail as a full disk would.
     #[cfg(test)]
     pub(crate) fail_next_write: bool,
@@ -264,7 +301,7 @@ impl AcceptorLog {
         let buf_cap = opts.write_buffer_bytes + opts.max_record_bytes() as usize;
         let log = AcceptorLog {
             dir: dir.to_path_buf(),
-            dir_file,
+            dir_file: Arc::new(dir_file),
             log_id: r.log_id,
             promised: r.promised,
             voting: r.voting,
@@ -285,6 +322,12 @@ impl AcceptorLog {
             zeros: Vec::new(),
             poisoned: None,
             stats: LogStats::default(),
+            sync_thread: None,
+            in_flight: None,
+            sync_requested: false,
+            ticket_started: 0,
+            ticket_report: None,
+            restamp: false,
             #[cfg(test)]
             fail_next_write: false,
             opts,
@@ -437,9 +480,19 @@ impl AcceptorLog {
     /// ONE write and ONE fdatasync (two of each, plus a directory fsync, when the batch
     /// crossed into a new segment). Nothing pending: returns at once, no system call.
     /// Any failure poisons the log: every later sync fails with [`WalError::Poisoned`].
+    ///
+    /// In thread mode it first waits for the sync in flight (and the one requested after
+    /// it), then syncs the rest on the calling thread: when it returns, every ticket handed
+    /// out is complete.
     pub fn sync(&mut self) -> Result<SyncInfo, WalError> {
         if let Some(cause) = &self.poisoned {
             return Err(WalError::Poisoned { cause: cause.clone() });
+        }
+        if self.in_flight.is_some() {
+            self.stats.sync_waits += 1;
+            while self.in_flight.is_some() {
+                self.wait_sync()?;
+            }
         }
         if !self.pending {
             return Ok(SyncInfo { records: 0, bytes: 0, lsn: self.durable_lsn, batch: self.batch });
@@ -466,6 +519,195 @@ impl AcceptorLog {
         let bytes = self.stats.bytes_written - bytes;
         self.stats.record_sync(records as u64, t0.elapsed().as_nanos() as u64);
         Ok(SyncInfo { records, bytes, lsn: commit_lsn, batch: self.batch })
+    }
+
+    /// Thread mode: runs every later fdatasync of this log on a thread of its own (named
+    /// `name`), for [`AcceptorLog::sync_start`] / [`AcceptorLog::sync_poll`]. The thread
+    /// inherits the caller's CPU affinity. It ends when the log is dropped (after the
+    /// fdatasync it is running, if any). Calling it again does nothing.
+    pub fn start_sync_thread(&mut self, name: &str) -> Result<(), WalError> {
+        if self.sync_thread.is_none() {
+            self.sync_thread =
+                Some(SyncThread::spawn(name).map_err(io_err(&self.dir, "spawn sync thread"))?);
+        }
+        Ok(())
+    }
+
+    /// Whether fdatasyncs run on the log's own thread.
+    pub fn has_sync_thread(&self) -> bool {
+        self.sync_thread.is_some()
+    }
+
+    /// Whether a sync started by `sync_start` has not completed yet.
+    pub fn sync_in_flight(&self) -> bool {
+        self.in_flight.is_some()
+    }
+
+    /// Starts making everything appended so far durable and returns the ticket that covers
+    /// it (see [`paxos_core::Storage::sync_start`]); never blocks in thread mode. Without a
+    /// sync thread it is `sync` and returns 0 (durable already). Nothing appended since the
+    /// last ticket: that ticket again (0 if there was none). A sync in flight: the next
+    /// ticket, started by `sync_poll` once the one in flight completes.
+    pub fn sync_start(&mut self) -> Result<u64, WalError> {
+        if let Some(cause) = &self.poisoned {
+            return Err(WalError::Poisoned { cause: cause.clone() });
+        }
+        if self.sync_thread.is_none() {
+            self.sync()?;
+            return Ok(0);
+        }
+        if !self.pending {
+            return Ok(self.ticket_started + u64::from(self.sync_requested));
+        }
+        if let Some(f) = &self.in_flight {
+            self.sync_requested = true;
+            return Ok(f.ticket + 1);
+        }
+        self.start_background()
+    }
+
+    /// Never blocks: the highest ticket completed since the last call, if any (see
+    /// [`paxos_core::Storage::sync_poll`]). A completion with a sync requested meanwhile
+    /// starts that one. A failed fdatasync poisons the log and is returned.
+    pub fn sync_poll(&mut self) -> Result<Option<u64>, WalError> {
+        if let Some(cause) = &self.poisoned {
+            return Err(WalError::Poisoned { cause: cause.clone() });
+        }
+        if self.in_flight.is_some() {
+            let done = match self.sync_thread.as_ref().map(|t| t.done.try_recv()) {
+                Some(Ok(done)) => Some(done),
+                Some(Err(TryRecvError::Empty)) => None,
+                Some(Err(TryRecvError::Disconnected)) | None => {
+                    return Err(self.poison_thread_gone());
+                }
+            };
+            if let Some(done) = done {
+                self.complete(done)?;
+            }
+        }
+        Ok(self.ticket_report.take())
+    }
+
+    /// `sync_poll`, but blocks until the sync in flight (if any) completes.
+    pub fn sync_wait(&mut self) -> Result<Option<u64>, WalError> {
+        if let Some(cause) = &self.poisoned {
+            return Err(WalError::Poisoned { cause: cause.clone() });
+        }
+        if self.in_flight.is_some() {
+            self.wait_sync()?;
+        }
+        Ok(self.ticket_report.take())
+    }
+
+    /// Thread mode: the Commit record, the write, and the fdatasync handed to the thread.
+    fn start_background(&mut self) -> Result<u64, WalError> {
+        let t0 = Instant::now();
+        let records = self.batch_user_records;
+        let commit_lsn = self.next_lsn;
+        self.append(&Record::Commit { batch: self.batch + 1, records: self.batch_records });
+        let bytes = self.stats.bytes_written;
+        if let Err(e) = self.write_out() {
+            self.poisoned = Some(e.to_string());
+            return Err(e);
+        }
+        let mut job = SyncJob { files: Vec::new(), dir: None };
+        for s in self.segs.iter_mut().filter(|s| s.dirty) {
+            if let Some(f) = &s.file {
+                job.files.push((s.no, Arc::clone(f)));
+            }
+            s.dirty = false;
+        }
+        if std::mem::take(&mut self.dir_dirty) {
+            job.dir = Some(Arc::clone(&self.dir_file));
+        }
+        let sent = self.sync_thread.as_ref().is_some_and(|t| t.jobs.try_send(job).is_ok());
+        if !sent {
+            return Err(self.poison_thread_gone());
+        }
+        let ticket = self.ticket_started + 1;
+        self.ticket_started = ticket;
+        self.in_flight = Some(InFlight {
+            ticket,
+            commit_lsn,
+            low: self.index.low(),
+            records,
+            bytes: self.stats.bytes_written - bytes,
+            t0,
+        });
+        self.batch_records = 0;
+        self.batch_user_records = 0;
+        self.pending = false;
+        Ok(ticket)
+    }
+
+    /// The sync in flight ended (`done`): the watermark moves, and a requested sync starts.
+    fn complete(&mut self, done: SyncDone) -> Result<(), WalError> {
+        let Some(f) = self.in_flight.take() else { return Ok(()) };
+        if let Err((seg, err)) = done.result {
+            let e = match seg {
+                Some(no) => {
+                    WalError::Io { path: segment_path(&self.dir, no), op: "fdatasync", err }
+                }
+                None => WalError::Io { path: self.dir.clone(), op: "fsync directory", err },
+            };
+            self.poisoned = Some(e.to_string());
+            return Err(e);
+        }
+        self.durable_lsn = f.commit_lsn;
+        self.durable_low = f.low;
+        self.batch += 1;
+        // Nothing was written while it was in flight: every segment with a file was synced.
+        for s in self.segs.iter_mut() {
+            s.durable |= s.file.is_some();
+        }
+        let ns = done.at.saturating_duration_since(f.t0).as_nanos() as u64;
+        self.stats.record_sync(f.records as u64, ns);
+        let ns = |a: Instant, b: Instant| b.saturating_duration_since(a).as_nanos() as u64;
+        self.stats.sync_handoff_ns_sum += ns(f.t0, done.began);
+        self.stats.sync_io_ns_sum += ns(done.began, done.at);
+        self.stats.sync_notice_ns_sum += ns(done.at, Instant::now());
+        self.stats.bytes_synced_in_background += f.bytes;
+        if !self.buf.is_empty() {
+            self.restamp = true;
+        }
+        self.ticket_report = Some(f.ticket);
+        if std::mem::take(&mut self.sync_requested) && self.pending {
+            self.stats.syncs_chained += 1;
+            self.start_background()?;
+        }
+        Ok(())
+    }
+
+    /// Blocks until the sync in flight completes, and handles it.
+    fn wait_sync(&mut self) -> Result<(), WalError> {
+        match self.sync_thread.as_ref().map(|t| t.done.recv()) {
+            Some(Ok(done)) => self.complete(done),
+            _ => Err(self.poison_thread_gone()),
+        }
+    }
+
+    fn poison_thread_gone(&mut self) -> WalError {
+        let e = WalError::Io {
+            path: self.dir.clone(),
+            op: "sync thread",
+            err: std::io::Error::other("the sync thread is gone"),
+        };
+        self.poisoned = Some(e.to_string());
+        e
+    }
+
+    /// Gives every buffered record the current `durable_lsn` (and a new checksum).
+    fn restamp_buffer(&mut self) {
+        for i in 0..self.chunks.len() {
+            let c = self.chunks[i];
+            let end = self.chunks.get(i + 1).map_or(self.buf.len(), |n| n.start);
+            // A chunk at offset 0 starts with its segment's header.
+            let mut pos = c.start + if c.file_off == 0 { SEGMENT_HEADER_LEN as usize } else { 0 };
+            while pos < end {
+                pos += record::restamp(&mut self.buf[pos..end], self.durable_lsn);
+                self.stats.records_restamped += 1;
+            }
+        }
     }
 
     /// Upkeep to call when the loop is idle: deletes segments that are not current and hold
@@ -598,6 +840,19 @@ impl AcceptorLog {
     /// Bounds the write buffer: past `write_buffer_bytes` it goes to the files now.
     fn after_append(&mut self) {
         if self.buf.len() > self.opts.write_buffer_bytes && self.poisoned.is_none() {
+            if self.in_flight.is_some() {
+                // Nothing may be written while a sync is in flight (see the module docs):
+                // wait for it (it may start the requested one, which writes the buffer).
+                self.stats.sync_waits += 1;
+                while self.in_flight.is_some() {
+                    if self.wait_sync().is_err() {
+                        return; // poisoned: the next sync reports it
+                    }
+                }
+                if self.buf.len() <= self.opts.write_buffer_bytes {
+                    return;
+                }
+            }
             self.stats.overflow_flushes += 1;
             if let Err(e) = self.write_out() {
                 self.poisoned = Some(e.to_string());
@@ -621,6 +876,10 @@ impl AcceptorLog {
         if std::mem::take(&mut self.fail_next_write) {
             let err = std::io::Error::from_raw_os_error(28); // ENOSPC
             return Err(WalError::Io { path: self.dir.clone(), op: "write", err });
+        }
+        debug_assert!(self.in_flight.is_none(), "nothing is written while a sync is in flight");
+        if std::mem::take(&mut self.restamp) {
+            self.restamp_buffer();
         }
         let first = self.segs.front().map_or(0, |s| s.no);
         for i in 0..self.chunks.len() {
@@ -659,7 +918,7 @@ impl AcceptorLog {
                 f.map_err(io_err(&path, "create segment"))?
             }
         };
-        self.segs[si].file = Some(file);
+        self.segs[si].file = Some(Arc::new(file));
         self.dir_dirty = true;
         Ok(())
     }
@@ -678,6 +937,88 @@ impl AcceptorLog {
             self.dir_dirty = false;
         }
         Ok(())
+    }
+}
+
+/// What the sync thread is asked to do: fdatasync these segments (oldest first), then fsync
+/// the directory if given.
+struct SyncJob {
+    files: Vec<(u64, Arc<File>)>,
+    dir: Option<Arc<File>>,
+}
+
+/// The thread's answer: done, or which file failed (`None`: the directory); when the thread
+/// took the request and when it finished.
+struct SyncDone {
+    result: Result<(), (Option<u64>, std::io::Error)>,
+    began: Instant,
+    at: Instant,
+}
+
+/// A sync handed to the thread.
+#[derive(Debug)]
+struct InFlight {
+    ticket: u64,
+    commit_lsn: u64,
+    /// `low` when it started: durable once it completes.
+    low: Slot,
+    records: u32,
+    bytes: u64,
+    t0: Instant,
+}
+
+/// A log's sync thread: one request at a time in, one completion at a time out.
+struct SyncThread {
+    jobs: SyncSender<SyncJob>,
+    done: Receiver<SyncDone>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl core::fmt::Debug for SyncThread {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("SyncThread")
+    }
+}
+
+impl SyncThread {
+    fn spawn(name: &str) -> std::io::Result<SyncThread> {
+        let (jobs, job_rx) = mpsc::sync_channel::<SyncJob>(1);
+        let (done_tx, done) = mpsc::sync_channel::<SyncDone>(1);
+        let handle = std::thread::Builder::new().name(name.to_string()).spawn(move || {
+            // Ends when the log drops its sender.
+            while let Ok(job) = job_rx.recv() {
+                let began = Instant::now();
+                let mut result = Ok(());
+                for (no, f) in &job.files {
+                    if let Err(e) = f.sync_data() {
+                        result = Err((Some(*no), e));
+                        break;
+                    }
+                }
+                if let (Ok(()), Some(d)) = (&result, &job.dir) {
+                    if let Err(e) = d.sync_all() {
+                        result = Err((None, e));
+                    }
+                }
+                drop(job);
+                if done_tx.send(SyncDone { result, began, at: Instant::now() }).is_err() {
+                    break;
+                }
+            }
+        })?;
+        Ok(SyncThread { jobs, done, handle: Some(handle) })
+    }
+}
+
+impl Drop for SyncThread {
+    fn drop(&mut self) {
+        // Closing the request channel ends the thread's loop; the completion channel has
+        // room for the one answer it may still send.
+        let (closed, _) = mpsc::sync_channel(1);
+        drop(std::mem::replace(&mut self.jobs, closed));
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
     }
 }
 

@@ -20,6 +20,12 @@
 //! fails and the node must stop (after a failed fsync the page cache no longer tells what is
 //! on disk).
 //!
+//! With [`AcceptorLog::start_sync_thread`] the fdatasync runs on a thread of the log's own:
+//! [`AcceptorLog::sync_start`] writes the batch and hands its fdatasync over without
+//! blocking, [`AcceptorLog::sync_poll`] reports completed tickets (the asynchronous side of
+//! `paxos_core::Storage`); nothing is durable before its ticket is reported, and the bytes
+//! on disk are exactly those of the blocking mode (see `log.rs`).
+//!
 //! `open` tells a torn tail (the unsynced end of the last batch: cut and zeroed) from
 //! corruption of synced records ([`WalError::Corrupt`]: the acceptor must not vote); the rule
 //! is in `recover.rs` and `docs/storage-format.md`. A directory without a log is

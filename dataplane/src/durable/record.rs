@@ -208,6 +208,17 @@ pub fn parse_header(b: &[u8; RECORD_HEADER_LEN], max_payload: u32) -> Option<Hea
 
 /// Whether the CRC in `h` matches the header bytes and padded payload (`record` holds the
 /// whole record: `h.record_len()` bytes).
+/// Rewrites the `durable_lsn` of the encoded record at the start of `rec` (which holds at
+/// least the whole record) and its checksum; returns the record's length.
+pub(crate) fn restamp(rec: &mut [u8], durable_lsn: u64) -> usize {
+    let len = u32::from_le_bytes([rec[4], rec[5], rec[6], rec[7]]) as usize;
+    let total = RECORD_HEADER_LEN + pad8(len);
+    rec[16..24].copy_from_slice(&durable_lsn.to_le_bytes());
+    let crc = crc32c::crc32c(&rec[4..total]);
+    rec[..4].copy_from_slice(&crc.to_le_bytes());
+    total
+}
+
 pub fn check_crc(h: &Header, record: &[u8]) -> bool {
     record.len() as u64 == h.record_len() && crc32c::crc32c(&record[4..]) == h.crc
 }

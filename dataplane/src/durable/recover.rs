@@ -459,7 +459,7 @@ pub(crate) fn recover(
         .map(|(i, sf)| Segment {
             no: sf.no,
             path: sf.path,
-            file: Some(sf.file),
+            file: Some(std::sync::Arc::new(sf.file)),
             capacity: sf.cap,
             max_accept: max_accept[i],
             dirty: false,

@@ -35,6 +35,22 @@ pub struct LogStats {
     /// Rotations that found no zero-filled spare and created a plain file.
     pub spare_misses: u64,
     pub segments_deleted: u64,
+    /// Thread mode: syncs started by `sync_poll` right after the one before completed (a
+    /// `sync_start` had come while it was in flight).
+    pub syncs_chained: u64,
+    /// Thread mode: times the caller blocked for a sync in flight (a blocking `sync`, or an
+    /// append that overflowed the write buffer).
+    pub sync_waits: u64,
+    /// Thread mode: records whose `durable_lsn` was rewritten before their first write.
+    pub records_restamped: u64,
+    /// Thread mode: bytes written by syncs that completed on the sync thread.
+    pub bytes_synced_in_background: u64,
+    /// Thread mode, summed over syncs: from `sync_start` (Commit record, write) until the
+    /// thread took the request (the write and the thread's wake-up); the thread's
+    /// fdatasyncs; from their end until the polling thread saw the completion.
+    pub sync_handoff_ns_sum: u64,
+    pub sync_io_ns_sum: u64,
+    pub sync_notice_ns_sum: u64,
     pub sync_ns_sum: u64,
     pub sync_ns_max: u64,
     pub sync_us_hist: [u64; SYNC_HIST_BUCKETS],

@@ -144,6 +144,18 @@ impl<P: Clone + AsRef<[u8]> + From<Bytes>> Storage<P> for DurableStorage<P> {
         }
         self.log.sync().map(|_| ()).map_err(storage_error)
     }
+    fn sync_start(&mut self) -> Result<u64, StorageError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        self.log.sync_start().map_err(storage_error)
+    }
+    fn sync_poll(&mut self) -> Result<Option<u64>, StorageError> {
+        self.log.sync_poll().map_err(storage_error)
+    }
+    fn sync_wait(&mut self) -> Result<Option<u64>, StorageError> {
+        self.log.sync_wait().map_err(storage_error)
+    }
     fn maintain(&mut self) -> Result<(), StorageError> {
         self.log.maintain().map(|_| ()).map_err(storage_error)
     }
@@ -163,6 +175,15 @@ impl<P> NodeStorage<P> {
         match self {
             NodeStorage::Durable(d) => Some(d),
             NodeStorage::Memory(_) => None,
+        }
+    }
+
+    /// Durable storage: its fdatasyncs run on a thread of their own from now on (see
+    /// [`AcceptorLog::start_sync_thread`]); memory storage has nothing to sync.
+    pub fn start_sync_thread(&mut self, name: &str) -> Result<(), WalError> {
+        match self {
+            NodeStorage::Durable(d) => d.log.start_sync_thread(name),
+            NodeStorage::Memory(_) => Ok(()),
         }
     }
 }
@@ -211,6 +232,15 @@ impl<P: Clone + AsRef<[u8]> + From<Bytes>> Storage<P> for NodeStorage<P> {
     #[inline]
     fn sync(&mut self) -> Result<(), StorageError> {
         both!(self, s => s.sync())
+    }
+    fn sync_start(&mut self) -> Result<u64, StorageError> {
+        both!(self, s => s.sync_start())
+    }
+    fn sync_poll(&mut self) -> Result<Option<u64>, StorageError> {
+        both!(self, s => s.sync_poll())
+    }
+    fn sync_wait(&mut self) -> Result<Option<u64>, StorageError> {
+        both!(self, s => s.sync_wait())
     }
     fn maintain(&mut self) -> Result<(), StorageError> {
         both!(self, s => s.maintain())

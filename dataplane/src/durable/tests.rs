@@ -106,6 +106,22 @@ impl Model {
         log.set_voting(v);
     }
 
+    /// Whether `log` holds exactly this state (`check` without panicking).
+    fn same(&self, log: &AcceptorLog) -> bool {
+        let high = self.acc.keys().next_back().map_or(self.low, |&s| Slot(s + 1));
+        if (log.promised(), log.voting(), log.low(), log.high())
+            != (self.promised, self.voting, self.low, high)
+        {
+            return false;
+        }
+        let mut out = Vec::new();
+        (self.low.0..high.0).all(|s| {
+            let want = self.acc.get(&s);
+            let got = log.read_value(Slot(s), &mut out).unwrap();
+            got == want.map(|w| w.0) && want.is_none_or(|w| out == w.1)
+        })
+    }
+
     #[track_caller]
     fn check(&self, log: &AcceptorLog) {
         assert_eq!(log.promised(), self.promised, "promised");
@@ -650,6 +666,203 @@ fn random_crashes_recover_the_last_synced_state() {
             log = l;
             synced.check(&log);
             m = synced.clone();
+        }
+    }
+}
+
+/// Thread mode: polls until the sync in flight completes; returns the tickets reported.
+fn settle(log: &mut AcceptorLog) -> Vec<u64> {
+    let mut seen = Vec::new();
+    for _ in 0..100_000 {
+        if let Some(t) = log.sync_poll().unwrap() {
+            seen.push(t);
+        }
+        if !log.sync_in_flight() {
+            return seen;
+        }
+        std::thread::sleep(std::time::Duration::from_micros(20));
+    }
+    panic!("the sync thread never answered");
+}
+
+#[test]
+fn thread_mode_pipelines_syncs_and_reopens_cleanly() {
+    for prealloc in [Prealloc::None, Prealloc::ZeroFill] {
+        let d = TempDir::new("thread");
+        let opts = LogOptions { write_buffer_bytes: 1 << 20, ..tiny(prealloc) };
+        let mut m = Model::new(true);
+        let mut log = AcceptorLog::create(d.path(), opts.clone(), true).unwrap();
+        log.start_sync_thread("test-sync").unwrap();
+        assert_eq!(log.sync_start().unwrap(), 0, "nothing pending, nothing started");
+        m.promise(&mut log, b(2));
+        m.accept(&mut log, 0, b(2), b"zero");
+        assert_eq!(log.sync_start().unwrap(), 1);
+        assert!(log.sync_in_flight());
+        // Appended while ticket 1 is in flight: nothing reaches the file yet; they ride on
+        // ticket 2, which starts when 1 completes.
+        for s in 1..40 {
+            m.accept(&mut log, s, b(2), &[s as u8; 100]); // crosses segments
+        }
+        assert_eq!(log.sync_start().unwrap(), 2);
+        assert_eq!(log.sync_start().unwrap(), 2, "the same next sync");
+        let mut seen = settle(&mut log);
+        if seen.last() != Some(&2) {
+            seen.extend(settle(&mut log));
+        }
+        assert_eq!(seen.last(), Some(&2), "{seen:?}");
+        assert!(!log.pending());
+        let st = log.stats().clone();
+        assert_eq!((st.syncs, st.syncs_chained, st.sync_waits), (2, 1, 0), "{st:?}");
+        assert!(st.records_restamped >= 39, "{st:?}");
+        assert_eq!(log.sync_start().unwrap(), 2, "nothing new: the last ticket");
+        m.check(&log);
+        // More, then a blocking sync waits for the one in flight and covers the rest.
+        m.accept(&mut log, 40, b(2), b"forty");
+        assert_eq!(log.sync_start().unwrap(), 3);
+        m.trim(&mut log, 5);
+        assert_eq!(log.sync().unwrap().records, 1);
+        assert!(!log.sync_in_flight() && !log.pending());
+        assert_eq!(log.sync_poll().unwrap(), Some(3));
+        assert_eq!(log.stats().sync_waits, 1);
+        m.check(&log);
+        drop(log);
+        let (log, rep) = AcceptorLog::open(d.path(), opts).unwrap();
+        assert_eq!(rep.torn, None, "every record of a completed sync checks out");
+        m.check(&log);
+    }
+}
+
+#[test]
+fn thread_mode_sync_wait_blocks_until_the_sync_completes() {
+    let d = TempDir::new("thread-wait");
+    let mut log = AcceptorLog::create(d.path(), tiny(Prealloc::None), true).unwrap();
+    log.start_sync_thread("test-sync").unwrap();
+    assert_eq!(log.sync_wait().unwrap(), None, "nothing in flight: returns at once");
+    log.set_accepted(Slot(0), b(1), b"x").unwrap();
+    assert_eq!(log.sync_start().unwrap(), 1);
+    log.set_accepted(Slot(1), b(1), b"y").unwrap();
+    assert_eq!(log.sync_start().unwrap(), 2);
+    assert_eq!(log.sync_wait().unwrap(), Some(1), "ticket 1 done, 2 started after it");
+    assert!(log.sync_in_flight());
+    assert_eq!(log.sync_wait().unwrap(), Some(2));
+    assert!(!log.sync_in_flight() && !log.pending());
+}
+
+#[test]
+fn thread_mode_overflow_waits_for_the_sync_in_flight() {
+    let d = TempDir::new("thread-overflow");
+    let opts = tiny(Prealloc::None); // 1 KiB write buffer
+    let mut m = Model::new(true);
+    let mut log = AcceptorLog::create(d.path(), opts.clone(), true).unwrap();
+    log.start_sync_thread("test-sync").unwrap();
+    m.accept(&mut log, 0, b(1), b"first");
+    assert_eq!(log.sync_start().unwrap(), 1);
+    for s in 1..20 {
+        m.accept(&mut log, s, b(1), &[7; 200]);
+    }
+    assert!(log.stats().sync_waits >= 1, "{:?}", log.stats());
+    settle(&mut log);
+    log.sync().unwrap();
+    m.check(&log);
+    drop(log);
+    let (log, _) = AcceptorLog::open(d.path(), opts).unwrap();
+    m.check(&log);
+}
+
+#[test]
+fn thread_mode_a_failed_write_poisons_the_log() {
+    let d = TempDir::new("thread-poison");
+    let mut log = AcceptorLog::create(d.path(), tiny(Prealloc::None), true).unwrap();
+    log.start_sync_thread("test-sync").unwrap();
+    log.set_accepted(Slot(0), b(1), b"x").unwrap();
+    log.fail_next_write = true;
+    assert!(matches!(log.sync_start(), Err(WalError::Io { .. })));
+    assert!(matches!(log.sync_start(), Err(WalError::Poisoned { .. })));
+    assert!(matches!(log.sync_poll(), Err(WalError::Poisoned { .. })));
+    assert!(matches!(log.sync(), Err(WalError::Poisoned { .. })));
+}
+
+/// Thread mode, random operations, asynchronous syncs and crashes (the log dropped with a
+/// sync in flight, one requested, records buffered, overflow flushes): every reopen is
+/// clean and gives a state at or after the last completed sync, one the operations went
+/// through.
+#[test]
+fn thread_mode_random_crashes_recover_a_synced_state() {
+    for seed in 0..16u64 {
+        let mut rng = Rng(1000 + seed);
+        let d = TempDir::new("thread-random");
+        let prealloc = if seed % 2 == 0 { Prealloc::None } else { Prealloc::ZeroFill };
+        let opts =
+            LogOptions { write_buffer_bytes: 300 + 700 * (seed % 3) as usize, ..tiny(prealloc) };
+        let mut log = AcceptorLog::create(d.path(), opts.clone(), true).unwrap();
+        log.start_sync_thread("test-sync").unwrap();
+        let mut m = Model::new(true);
+        // States the log went through since (and including) the newest one known durable:
+        // ticket -> index in `states` of the state it covers at least.
+        let mut states = vec![m.clone()];
+        let mut tickets: Vec<(u64, usize)> = Vec::new();
+        let mut round = 1;
+        for _crash in 0..5 {
+            for _ in 0..rng.below(150) {
+                match rng.below(24) {
+                    0 => {
+                        round += 1;
+                        m.promise(&mut log, b(round));
+                    }
+                    1 => m.trim(&mut log, m.low.0 + rng.below(6)),
+                    2 => m.voting(&mut log, rng.below(2) == 0),
+                    3..=6 => {
+                        let t = log.sync_start().unwrap();
+                        tickets.push((t, states.len() - 1));
+                    }
+                    7..=9 => {
+                        if let Some(done) = log.sync_poll().unwrap() {
+                            // Everything up to the state `done` covers is durable: forget
+                            // the states before it.
+                            let upto = tickets
+                                .iter()
+                                .filter(|(t, _)| *t <= done)
+                                .map(|&(_, i)| i)
+                                .max()
+                                .unwrap_or(0);
+                            states.drain(..upto);
+                            tickets.retain(|(t, _)| *t > done);
+                            for (_, i) in tickets.iter_mut() {
+                                *i -= upto;
+                            }
+                        }
+                    }
+                    10 => {
+                        log.sync().unwrap();
+                        states = vec![m.clone()];
+                        tickets.clear();
+                    }
+                    11 => m.check(&log),
+                    12 => {
+                        log.maintain().unwrap();
+                    }
+                    _ => {
+                        let s = m.low.0 + rng.below(30);
+                        let n = rng.below(257) as usize;
+                        let v = rng.bytes(n);
+                        m.accept(&mut log, s, b(round), &v);
+                    }
+                }
+                if states.last() != Some(&m) {
+                    states.push(m.clone());
+                }
+            }
+            drop(log); // crash (the thread finishes its fdatasync; the buffer is lost)
+            let (l, _) = AcceptorLog::open(d.path(), opts.clone())
+                .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+            log = l;
+            log.start_sync_thread("test-sync").unwrap();
+            let at = states.iter().position(|st| st.same(&log));
+            let at = at.unwrap_or_else(|| panic!("seed {seed}: reopened in a state never synced"));
+            m = states[at].clone();
+            m.check(&log);
+            states = vec![m.clone()];
+            tickets.clear();
         }
     }
 }

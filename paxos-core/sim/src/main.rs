@@ -4,10 +4,10 @@
 //! paxos-sim [--seeds N] [--start S] [--seed S] [--nodes N] [--q1 Q] [--q2 Q]
 //!           [--faults none|light|heavy|swarm|crash|churn] [--ticks T] [--liveness-ticks T]
 //!           [--clients K] [--threads J] [--bug NAME] [--keep-going] [--replicas-only]
-//!           [--sync every|lazy:PPM] [--wipe-ppm PPM]
+//!           [--sync every|lazy:PPM|async:PPM] [--wipe-ppm PPM]
 //! ```
 //! Bugs (`--bug`, repeatable): forget-promise, ignore-accepted, adopt-lowest,
-//! accept-not-synced, trim-at-max, rejoin-votes-at-once.
+//! accept-not-synced, trim-at-max, rejoin-votes-at-once, async-releases-early.
 //! ```text
 //! ```
 //! `--seeds N` runs seeds start..start+N (a progress line a second to stderr) and stops at the
@@ -33,9 +33,9 @@ const USAGE: &str =
     "usage: paxos-sim [--seeds N] [--start S] [--seed S] [--nodes N] [--q1 Q] [--q2 Q]
                  [--faults none|light|heavy|swarm|crash|churn] [--ticks T] [--liveness-ticks T]
                  [--clients K] [--threads J] [--bug NAME] [--keep-going] [--replicas-only]
-                 [--sync every|lazy:PPM] [--wipe-ppm PPM]
+                 [--sync every|lazy:PPM|async:PPM] [--wipe-ppm PPM]
 bugs: forget-promise ignore-accepted adopt-lowest accept-not-synced trim-at-max
-      rejoin-votes-at-once";
+      rejoin-votes-at-once async-releases-early";
 
 struct Args {
     opts: Options,
@@ -100,15 +100,30 @@ fn parse() -> Result<Args, String> {
                 "rejoin-votes-at-once" => {
                     a.opts.bugs = Bugs { rejoin_votes_at_once: true, ..a.opts.bugs }
                 }
+                "async-releases-early" => {
+                    a.opts.bugs = Bugs { async_sync_releases_early: true, ..a.opts.bugs }
+                }
                 _ => return Err(format!("--bug: unknown bug {val}")),
             },
             "--sync" => {
                 a.opts.sync = Some(match val.as_str() {
                     "every" => SyncMode::EveryInput,
-                    v => match v.strip_prefix("lazy:").map(str::parse::<u32>) {
-                        Some(Ok(ppm)) if ppm <= 1_000_000 => SyncMode::Lazy(ppm),
-                        _ => return Err(format!("--sync: every or lazy:PPM, not {val}")),
-                    },
+                    v => {
+                        match (v.split_once(':'), v.split_once(':').map(|(_, p)| p.parse::<u32>()))
+                        {
+                            (Some(("lazy", _)), Some(Ok(ppm))) if ppm <= 1_000_000 => {
+                                SyncMode::Lazy(ppm)
+                            }
+                            (Some(("async", _)), Some(Ok(ppm))) if ppm <= 1_000_000 => {
+                                SyncMode::Async(ppm)
+                            }
+                            _ => {
+                                return Err(format!(
+                                    "--sync: every, lazy:PPM or async:PPM, not {val}"
+                                ))
+                            }
+                        }
+                    }
                 })
             }
             "--wipe-ppm" => a.opts.wipe_ppm = Some(num()?.min(1_000_000) as u32),

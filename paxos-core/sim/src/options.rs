@@ -261,6 +261,12 @@ pub enum SyncMode {
     /// and the replies held for them wait meanwhile, and a crash loses what is pending (a
     /// group-committing driver).
     Lazy(u32),
+    /// Asynchronously (`Node::begin_sync` after every input, never blocking): a started sync
+    /// completes, oldest first, at a later input with this probability (ppm) and always at
+    /// the node's tick; replies are released by `Node::poll_sync` (a driver whose storage
+    /// syncs on a thread of its own). A crash keeps the synced writes plus a random prefix
+    /// of the rest, in-flight syncs' writes included.
+    Async(u32),
 }
 
 /// When the simulated application calls `Node::flush`.
@@ -369,9 +375,13 @@ impl Options {
         if self.bugs.rejoin_votes_at_once {
             s += " --bug rejoin-votes-at-once";
         }
+        if self.bugs.async_sync_releases_early {
+            s += " --bug async-releases-early";
+        }
         match self.sync {
             Some(SyncMode::EveryInput) => s += " --sync every",
             Some(SyncMode::Lazy(ppm)) => s += &format!(" --sync lazy:{ppm}"),
+            Some(SyncMode::Async(ppm)) => s += &format!(" --sync async:{ppm}"),
             None => {}
         }
         if let Some(w) = self.wipe_ppm {

@@ -13,7 +13,9 @@
 //! takes the node's messages; the core hands out only those that depend on nothing
 //! unsynced. Then it syncs, either at once (`SyncMode::EveryInput`) or lazily
 //! (`SyncMode::Lazy`: with some probability per input and always after the node's tick, as
-//! a group-committing driver does), and sends what the sync released. Messages a node sends
+//! a group-committing driver does), or asynchronously (`SyncMode::Async`: `begin_sync` after
+//! every input, the syncs completing at random later inputs and at the node's tick, the
+//! replies released by `poll_sync`), and sends what the sync released. Messages a node sends
 //! to itself are delivered back at once, never lost. Storage is a [`SimStorage`]: a crash
 //! keeps the synced state plus a random prefix of the writes since (a torn tail); a sync may
 //! fail (the node stops as if it crashed); a crash may wipe the disk (the node restarts
@@ -800,6 +802,24 @@ impl Simulation {
                 return;
             }
             if self.out.is_empty() {
+                if let SyncMode::Async(ppm) = self.cfg.sync {
+                    // Complete syncs in flight (all of them at the tick), release what they
+                    // held, and start one for what was written since.
+                    let n = if force_sync { usize::MAX } else { usize::from(self.rng.chance(ppm)) };
+                    if !self.complete_syncs(i, n) {
+                        return;
+                    }
+                    let NodeSlot::Up(node) = &mut self.nodes[i] else { return };
+                    if node.needs_sync() || node.has_held_messages() {
+                        // SimStorage's sync_start never fails; a failure surfaces at poll.
+                        let _ = node.begin_sync();
+                    }
+                    node.take_messages(&mut self.out);
+                    if self.out.is_empty() {
+                        return;
+                    }
+                    continue;
+                }
                 let NodeSlot::Up(node) = &mut self.nodes[i] else { return };
                 if !node.needs_sync() && !node.has_held_messages() {
                     return;
@@ -808,6 +828,7 @@ impl Simulation {
                     || match self.cfg.sync {
                         SyncMode::EveryInput => true,
                         SyncMode::Lazy(ppm) => self.rng.chance(ppm),
+                        SyncMode::Async(_) => unreachable!("handled above"),
                     };
                 if !now {
                     return;
@@ -845,6 +866,40 @@ impl Simulation {
                 node.step(ReplicaId(id), msg);
             }
         }
+    }
+
+    /// `SyncMode::Async`: completes up to `n` of node `i`'s syncs in flight, oldest first
+    /// (each may fail, as the fault mix says: the node then stops and is crashed), and lets
+    /// the node release what they held. Checks that its durable promise never went down.
+    /// Returns whether it is still up.
+    fn complete_syncs(&mut self, i: usize, n: usize) -> bool {
+        let id = i as NodeIx;
+        let fail_ppm = if self.phase == Phase::Faults { self.cfg.faults.sync_fail_ppm } else { 0 };
+        let NodeSlot::Up(node) = &mut self.nodes[i] else { return false };
+        let mut done = 0;
+        while done < n && node.storage().syncs_in_flight() > 0 {
+            if self.rng.chance(fail_ppm) {
+                node.storage_mut().fail_next_sync();
+            }
+            node.storage_mut().complete_sync();
+            done += 1;
+        }
+        if node.poll_sync().is_err() {
+            self.stats.sync_failures += 1;
+            self.record(TraceEvent::SyncFailed { node: id });
+            self.crash(i);
+            let ticks = self.rng.range(1, 20);
+            self.restart_at[i] = Some(self.now_ticks() + ticks);
+            return false;
+        }
+        let promised = node.storage().durable_promised();
+        if promised < self.promised[i] {
+            let (was, now) = (self.promised[i].to_string(), promised.to_string());
+            self.fail(FailureKind::Safety(Violation::PromiseRegressed { node: id, was, now }));
+            return false;
+        }
+        self.promised[i] = promised;
+        true
     }
 
     /// Syncs node `i` (which may fail, as the fault mix says: the node then stops and is

@@ -3,9 +3,14 @@
 //! was synced plus a random prefix of the writes since (a torn tail, as a real log recovers
 //! it), and a sync can be made to fail (the node must then stop; what became durable is,
 //! again, the synced state plus some prefix). A wiped disk comes back empty and rejoining.
+//!
+//! Asynchronous syncs (`sync_start`/`sync_poll`): each started sync covers the writes made
+//! before it and completes, oldest first, when the simulator says so
+//! ([`SimStorage::complete_sync`]); until then its writes are as pending as any.
 
 use bytes::Bytes;
 use paxos_core::{Ballot, MemStorage, Slot, Storage, StorageError};
+use std::collections::VecDeque;
 
 /// One write, in the order it was made.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -26,6 +31,15 @@ pub struct SimStorage {
     pending: Vec<Op>,
     /// The next `sync` fails (set by the simulator's fault schedule).
     fail_next_sync: bool,
+    /// Started asynchronous syncs, oldest first: (ticket, writes at the front of `pending`
+    /// it covers).
+    in_flight: VecDeque<(u64, usize)>,
+    /// Last ticket started.
+    started: u64,
+    /// Highest ticket completed and not yet reported by `sync_poll`.
+    report: Option<u64>,
+    /// An asynchronous sync failed: `sync_poll` reports it.
+    failed: bool,
 }
 
 impl Default for SimStorage {
@@ -41,7 +55,35 @@ impl SimStorage {
             durable: state,
             pending: Vec::new(),
             fail_next_sync: false,
+            in_flight: VecDeque::new(),
+            started: 0,
+            report: None,
+            failed: false,
         }
+    }
+
+    /// Asynchronous syncs started and not completed.
+    pub fn syncs_in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Completes the oldest asynchronous sync in flight (or fails it, after
+    /// `fail_next_sync`): its writes become durable. Returns false if none was in flight.
+    pub fn complete_sync(&mut self) -> bool {
+        let Some((ticket, n)) = self.in_flight.pop_front() else { return false };
+        if self.fail_next_sync {
+            self.fail_next_sync = false;
+            self.failed = true;
+            return true;
+        }
+        for op in self.pending.drain(..n) {
+            apply(&mut self.durable, op);
+        }
+        for (_, m) in self.in_flight.iter_mut() {
+            *m -= n;
+        }
+        self.report = Some(ticket);
+        true
     }
 
     /// A wiped disk: nothing left, and the member must rejoin before it votes.
@@ -130,7 +172,19 @@ impl Storage<Bytes> for SimStorage {
         for op in self.pending.drain(..) {
             apply(&mut self.durable, op);
         }
+        self.in_flight.clear(); // covered
         Ok(())
+    }
+    fn sync_start(&mut self) -> Result<u64, StorageError> {
+        self.started += 1;
+        self.in_flight.push_back((self.started, self.pending.len()));
+        Ok(self.started)
+    }
+    fn sync_poll(&mut self) -> Result<Option<u64>, StorageError> {
+        if self.failed {
+            return Err(StorageError("simulated fdatasync failure (asynchronous)".into()));
+        }
+        Ok(self.report.take())
     }
 }
 

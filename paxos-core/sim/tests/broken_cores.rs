@@ -86,6 +86,39 @@ fn an_accept_not_synced_before_its_ack_is_caught() {
     assert!(matches!(v, Violation::Agreement { .. } | Violation::DuplicateProposal { .. }), "{v}");
 }
 
+/// The same with asynchronous syncs (`Node::begin_sync` / `poll_sync`): the unflagged write
+/// is covered by no ticket, so its `Accepted` leaves at once and a crash loses the vote.
+#[test]
+fn an_accept_not_synced_before_its_ack_is_caught_with_async_syncs() {
+    let opts = Options {
+        bugs: Bugs { accept_not_synced: true, ..Bugs::default() },
+        faults: FaultLevel::Churn,
+        sync: Some(SyncMode::Async(0)),
+        ..Options::default()
+    };
+    let v = caught_with(&opts);
+    assert!(matches!(v, Violation::Agreement { .. } | Violation::DuplicateProposal { .. }), "{v}");
+}
+
+/// A node that, when an asynchronous sync completes, also releases the replies waiting for a
+/// later one: a crash then loses votes that already left. Expected: an agreement violation.
+#[test]
+fn releasing_replies_before_their_own_sync_completed_is_caught() {
+    let opts = Options {
+        bugs: Bugs { async_sync_releases_early: true, ..Bugs::default() },
+        faults: FaultLevel::Churn,
+        sync: Some(SyncMode::Async(100_000)),
+        ..Options::default()
+    };
+    let o = common::first_safety_violation(0, 1000, &opts).expect("caught within 1000 seeds");
+    let f = o.failure.expect("a failure");
+    eprintln!("caught by seed {}: {f}", o.seed);
+    assert!(matches!(
+        f.kind,
+        FailureKind::Safety(Violation::Agreement { .. } | Violation::DuplicateProposal { .. })
+    ));
+}
+
 /// A leader that trims the log at the highest applied point a learner reported, not where a
 /// majority of learners hold durable state: one lost disk then loses chosen slots for
 /// good. Expected: a trim beyond what a majority made durable.

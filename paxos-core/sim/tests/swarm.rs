@@ -74,6 +74,25 @@ fn swarm_disk_faults() {
     assert!(sum.wipes > 0 && sum.rejoins > 0 && sum.writes_lost > 0);
 }
 
+/// Asynchronous syncs (a driver whose storage syncs on a thread: `begin_sync`, completions
+/// later, replies released by `poll_sync`), with every fault: crashes lose what no completed
+/// sync covered, syncs fail at completion, disks are wiped.
+#[test]
+fn swarm_async_syncs() {
+    let opts = Options {
+        faults: FaultLevel::Swarm,
+        wipe_ppm: Some(300_000),
+        sync: Some(SyncMode::Async(200_000)),
+        ..Options::default()
+    };
+    let sum = common::all_pass(60_000, 300, &opts);
+    eprintln!(
+        "async syncs: {} seeds, {} crashes, {} wipes, {} failed syncs, {} writes lost",
+        sum.seeds, sum.crashes, sum.wipes, sum.sync_failures, sum.writes_lost
+    );
+    assert!(sum.crashes > 0 && sum.sync_failures > 0 && sum.writes_lost > 0);
+}
+
 /// Crashes only, with wiped disks and lazy syncs.
 #[test]
 fn crashes_with_wipes_and_lazy_syncs() {
