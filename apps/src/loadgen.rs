@@ -782,6 +782,31 @@ impl<Io: PacketIo, W: Write> Engine<Io, W> {
         self.w.sessions - self.idle_slots.len()
     }
 
+    /// Closes the one-second interval that ends at `end` (ns since the start): its
+    /// latencies go to the interval log, its counts to the per-second lines.
+    fn close_second(
+        &mut self,
+        intervals: &mut IntervalLog,
+        seconds: &mut Vec<Second>,
+        counted: &mut (u64, u64),
+        end: u64,
+        measure_start: u64,
+    ) {
+        let offset = Duration::from_nanos(end - 1_000_000_000 - measure_start);
+        intervals.push(&self.rec.interval, offset, Duration::from_secs(1));
+        let h = &self.rec.interval;
+        let (e, t) = (self.counts.window_errors, self.counts.window_timeouts);
+        seconds.push(Second {
+            ok: h.len(),
+            errors: e - counted.0,
+            timeouts: t - counted.1,
+            p50_us: h.value_at_quantile(0.5) as f64 / 1000.0,
+            p99_us: h.value_at_quantile(0.99) as f64 / 1000.0,
+        });
+        *counted = (e, t);
+        self.rec.interval.reset();
+    }
+
     /// Runs the workload. `clock` gives monotonic nanoseconds; `extra` is polled every
     /// iteration with the time (e.g. in-process replicas) and returns the work it did.
     pub fn run(
@@ -814,6 +839,18 @@ impl<Io: PacketIo, W: Write> Engine<Io, W> {
                     if stop.load(Ordering::Relaxed) { now } else { now + self.w.timeout_ns };
             }
             if !issuing && (self.in_flight() == 0 || now >= drain_deadline) {
+                // The last second of the run may not have been closed yet (nothing was in
+                // flight at the moment the run ended): close it, so a run of N seconds
+                // always reports N.
+                if now >= next_interval && next_interval <= measure_end {
+                    self.close_second(
+                        &mut intervals,
+                        &mut seconds,
+                        &mut counted,
+                        next_interval,
+                        measure_start,
+                    );
+                }
                 break;
             }
             // Arrivals.
@@ -862,19 +899,13 @@ impl<Io: PacketIo, W: Write> Engine<Io, W> {
             }
             self.demux.flush();
             if now >= next_interval && next_interval <= measure_end {
-                let offset = Duration::from_nanos(next_interval - 1_000_000_000 - measure_start);
-                intervals.push(&self.rec.interval, offset, Duration::from_secs(1));
-                let h = &self.rec.interval;
-                let (e, t) = (self.counts.window_errors, self.counts.window_timeouts);
-                seconds.push(Second {
-                    ok: h.len(),
-                    errors: e - counted.0,
-                    timeouts: t - counted.1,
-                    p50_us: h.value_at_quantile(0.5) as f64 / 1000.0,
-                    p99_us: h.value_at_quantile(0.99) as f64 / 1000.0,
-                });
-                counted = (e, t);
-                self.rec.interval.reset();
+                self.close_second(
+                    &mut intervals,
+                    &mut seconds,
+                    &mut counted,
+                    next_interval,
+                    measure_start,
+                );
                 next_interval += 1_000_000_000;
             }
             if work > 0 {
