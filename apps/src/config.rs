@@ -52,6 +52,12 @@ pub struct ClusterSection {
     /// followers learn from the leader's commit point, one message later; 2n instead of
     /// n + n² messages per slot). See docs/protocol.md.
     pub accepted_to_learners: bool,
+    /// A leader that hears no phase-2 quorum for an election timeout steps down (default
+    /// true). See docs/protocol.md, "Stable leadership".
+    pub check_quorum: bool,
+    /// Replicas that hear a live leader ignore other proposers' Prepares (default true;
+    /// needs `check_quorum`).
+    pub leader_stickiness: bool,
 }
 
 impl Default for ClusterSection {
@@ -74,6 +80,8 @@ impl Default for ClusterSection {
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             applied_report_ticks: 100,
             accepted_to_learners: false,
+            check_quorum: true,
+            leader_stickiness: true,
         }
     }
 }
@@ -252,6 +260,8 @@ impl Cluster {
         core.max_message_bytes = c.max_message_bytes;
         core.applied_report_ticks = c.applied_report_ticks;
         core.accepted_to_learners = c.accepted_to_learners;
+        core.check_quorum = c.check_quorum;
+        core.leader_stickiness = c.leader_stickiness;
         core.validate().map_err(|e| {
             use paxos_core::ConfigError as E;
             let field = match &e {
@@ -259,6 +269,7 @@ impl Cluster {
                 E::QuorumsDoNotIntersect { .. } => "cluster.phase1_quorum".into(),
                 E::BadTimeouts(_) => "cluster.election_timeout_min_ticks".into(),
                 E::BatchTooLarge { .. } => "cluster.batch_max_bytes".into(),
+                E::StickinessWithoutCheckQuorum => "cluster.leader_stickiness".into(),
                 E::NoRole(_) | E::MemberWithoutRoles(_) | E::DuplicateMember(_) => "member".into(),
                 _ => "cluster".into(),
             };

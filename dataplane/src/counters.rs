@@ -99,6 +99,13 @@ pub struct Counters {
     pub snapshots_refused: Counter,
     /// Times this member voted again after rejoining with lost state.
     pub rejoins: Counter,
+    /// Leadership (from the core's counters): elections started, times this member
+    /// stepped down as leader, of which for want of a quorum (check-quorum), and Prepares
+    /// of other proposers ignored while a live leader held the group (leader stickiness).
+    pub elections_started: Counter,
+    pub step_downs: Counter,
+    pub check_quorum_step_downs: Counter,
+    pub prepares_ignored_live_leader: Counter,
     /// Durable storage (published from the group's log by the loop that owns it): syncs
     /// (one fdatasync each), records they made durable, bytes written, sync time in
     /// microseconds (total and slowest), and KV snapshots written with their bytes.
@@ -134,7 +141,7 @@ impl Counters {
     /// Visits every counter as (group, name, value) in a fixed order: for printing and
     /// telemetry. Groups: "" for plain counters, "frame_drop", "wire_drop".
     pub fn visit(&self, mut f: impl FnMut(&'static str, &'static str, u64)) {
-        let plain: [(&'static str, &Counter); 48] = [
+        let plain: [(&'static str, &Counter); 52] = [
             ("rx_packets", &self.rx_packets),
             ("rx_bytes", &self.rx_bytes),
             ("tx_packets", &self.tx_packets),
@@ -174,6 +181,10 @@ impl Counters {
             ("snapshots_installed", &self.snapshots_installed),
             ("snapshots_refused", &self.snapshots_refused),
             ("rejoins", &self.rejoins),
+            ("elections_started", &self.elections_started),
+            ("step_downs", &self.step_downs),
+            ("check_quorum_step_downs", &self.check_quorum_step_downs),
+            ("prepares_ignored_live_leader", &self.prepares_ignored_live_leader),
             ("storage_syncs", &self.storage_syncs),
             ("storage_records_synced", &self.storage_records_synced),
             ("storage_bytes_written", &self.storage_bytes_written),

@@ -517,6 +517,10 @@ where
         let stats = self.node.stats();
         c.batches_proposed.set(stats.batches_proposed);
         c.commands_proposed.set(stats.commands_proposed);
+        c.elections_started.set(stats.elections_started);
+        c.step_downs.set(stats.step_downs);
+        c.check_quorum_step_downs.set(stats.check_quorum_step_downs);
+        c.prepares_ignored_live_leader.set(stats.prepares_ignored_live_leader);
         c.loop_iterations.inc();
         if work == 0 {
             c.idle_polls.inc();

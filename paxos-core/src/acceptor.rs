@@ -198,6 +198,11 @@ impl Acceptor {
         to: Slot,
         empty: &P,
     ) -> Result<(), StorageError> {
+        if from == to {
+            // A learner that hears no leader asks what is known chosen.
+            sink.send(from_node, Message::Committed { commit: self.commit });
+            return Ok(());
+        }
         let to = to.min(from.plus(MAX_REPEAT_SLOTS));
         let mut s = from;
         if s < storage.low() {

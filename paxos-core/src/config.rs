@@ -75,6 +75,17 @@ pub struct Config {
     /// acceptor's log, whatever a peer sends; the trim point follows what a majority of
     /// learners made durable, so a healthy log stays far below it.
     pub max_log_slots: u64,
+    /// A leader that has not heard from a phase-2 quorum of acceptors (Accepted, or the
+    /// HeartbeatAck that answers every heartbeat) within `election_timeout_max_ticks` steps
+    /// down: a leader cut off from the acceptors stops taking proposals it cannot commit,
+    /// and stops suppressing elections through leader stickiness. Default true.
+    pub check_quorum: bool,
+    /// An acceptor that heard the current leader (an Accept or a Heartbeat) within
+    /// `election_timeout_min_ticks` ignores a Prepare from any other proposer, and a
+    /// leader ignores every other proposer's Prepare: a proposer that merely cannot reach
+    /// the leader (a partial cut) cannot depose it. Only liveness is concerned (ignoring a
+    /// Prepare is always safe). Default true.
+    pub leader_stickiness: bool,
 }
 
 /// Bytes besides the value of the largest message that carries one value (a Promise page
@@ -111,6 +122,7 @@ pub enum ConfigError {
     TooManyMembers(usize),
     WindowTooLarge(u32),
     LogTooShort { max_log_slots: u64, window: u32 },
+    StickinessWithoutCheckQuorum,
 }
 
 impl fmt::Display for ConfigError {
@@ -138,6 +150,7 @@ impl fmt::Display for ConfigError {
             TooManyMembers(n) => write!(f, "members: {n} members, at most {MAX_MEMBERS} are supported"),
             WindowTooLarge(w) => write!(f, "window: {w} is above the largest supported window, {MAX_WINDOW}"),
             LogTooShort { max_log_slots, window } => write!(f, "max_log_slots: {max_log_slots} must be at least twice the window ({window}, at least {MIN_RECOVERY_WINDOW})"),
+            StickinessWithoutCheckQuorum => write!(f, "leader_stickiness: true needs check_quorum: true (followers that hear a leader which cannot reach a quorum would otherwise never elect another)"),
         }
     }
 }
@@ -176,6 +189,8 @@ impl Config {
             accepted_to_learners: false,
             max_snapshot_bytes: DEFAULT_MAX_SNAPSHOT_BYTES,
             max_log_slots: DEFAULT_MAX_LOG_SLOTS,
+            check_quorum: true,
+            leader_stickiness: true,
         }
     }
 
@@ -271,6 +286,9 @@ impl Config {
                 max_log_slots: self.max_log_slots,
                 window: self.window,
             });
+        }
+        if self.leader_stickiness && !self.check_quorum {
+            return Err(ConfigError::StickinessWithoutCheckQuorum);
         }
         if self.election_timeout_min_ticks <= self.heartbeat_ticks {
             return Err(ConfigError::BadTimeouts(

@@ -441,7 +441,23 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
         // paxos-sim: a learner 3000 slots behind after the faults stopped).
         let ask_from = l.repeat_to.max(l.next);
         let stream = l.catching_up && end.0.saturating_sub(ask_from.0) >= (l.cap as u64 / 2).max(1);
-        if !behind {
+        // Not hearing any leader (a partial cut can hide a live one from us): ask the
+        // acceptors for the next slot now and then; their answers carry the commit point
+        // they know, and catching up proceeds from there.
+        let window = u64::from(self.cfg.election_timeout_min_ticks);
+        let leaderless = !self.prop.is_leading()
+            && self.leader_heard.is_none_or(|t| now.saturating_sub(t) >= window)
+            && now.saturating_sub(l.repeat_sent) >= window;
+        if !behind && leaderless && self.cfg.leader_stickiness {
+            let from = l.next;
+            self.learner.catching_up = false;
+            self.learner.repeat_sent = now;
+            self.stats.repeats_sent += 1;
+            for i in 0..self.topo.acceptors.len() {
+                let a = self.topo.acceptors[i];
+                self.sink().send(a, Message::Repeat { from, to: from });
+            }
+        } else if !behind {
             self.learner.catching_up = false;
         } else if stalled || stream {
             let from = if stalled { l.next } else { ask_from };

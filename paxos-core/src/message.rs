@@ -4,7 +4,7 @@
 //!
 //! Every message is addressed to a node; the node hands it to whichever of its roles
 //! handles that kind (acceptor: Prepare, Accept, Repeat, Heartbeat; proposer: Promise,
-//! Accepted, Nack, Heartbeat, Applied; learner: Accept, Accepted, Learn, Heartbeat, Trimmed,
+//! Accepted, Nack, Heartbeat, HeartbeatAck, Applied; learner: Accept, Accepted, Learn, Heartbeat, Trimmed, Committed,
 //! SnapshotRequest, SnapshotChunk; the node itself: RecoveryQuery, RecoveryInfo).
 
 use crate::ids::{Ballot, Slot};
@@ -78,6 +78,17 @@ pub enum Message<P> {
     /// highest accepted slot (acceptors; `Slot::ZERO` otherwise); and whether the sender is
     /// itself recovering (then its answer does not count).
     RecoveryInfo { nonce: u64, ballot: Ballot, high: Slot, recovering: bool },
+    /// Acceptor -> leader: the Heartbeat of `ballot` was accepted (no higher promise). The
+    /// leader's evidence that it still reaches this acceptor (check-quorum) when no slot is
+    /// in flight; an Accepted for `ballot` is the same evidence.
+    HeartbeatAck { ballot: Ballot },
+    /// Acceptor -> learner, the answer to an empty Repeat (`from == to`): every slot below
+    /// `commit` is chosen, as far as this acceptor heard from a leader. A learner that hears
+    /// no leader (a partial cut can hide a live one) asks for it now and then, then catches
+    /// up with ordinary Repeats. (It must not ask for a slot's value before it knows the
+    /// slot is chosen: an answer given before the choice, counted after it, could name a
+    /// value that lost.)
+    Committed { commit: Slot },
 }
 
 impl<P> Message<P> {
@@ -98,6 +109,8 @@ impl<P> Message<P> {
             Message::SnapshotChunk { .. } => "snapshot_chunk",
             Message::RecoveryQuery { .. } => "recovery_query",
             Message::RecoveryInfo { .. } => "recovery_info",
+            Message::HeartbeatAck { .. } => "heartbeat_ack",
+            Message::Committed { .. } => "committed",
         }
     }
 
@@ -144,6 +157,8 @@ impl<P> Message<P> {
             Message::RecoveryInfo { nonce, ballot, high, recovering } => {
                 Message::RecoveryInfo { nonce, ballot, high, recovering }
             }
+            Message::HeartbeatAck { ballot } => Message::HeartbeatAck { ballot },
+            Message::Committed { commit } => Message::Committed { commit },
         }
     }
 }

@@ -86,6 +86,8 @@ fn reveals_stable_state<P>(msg: &Message<P>) -> bool {
             | Message::SnapshotChunk { .. }
             | Message::RecoveryQuery { .. }
             | Message::RecoveryInfo { .. }
+            | Message::HeartbeatAck { .. }
+            | Message::Committed { .. }
     )
 }
 
@@ -239,6 +241,10 @@ pub struct Node<P, S = MemStorage<P>, B = BytesBuilder> {
     /// Highest ballot known to lead, and when we last heard from it.
     pub(crate) leader: Ballot,
     pub(crate) leader_contact: u64,
+    /// When an Accept or Heartbeat of the `leader` ballot last arrived (leader stickiness).
+    pub(crate) leader_heard: Option<u64>,
+    /// The candidate whose Prepare last reset our election timer, until a leader is heard.
+    pub(crate) waited_for: Option<ReplicaId>,
     pub(crate) election_timeout: u64,
     pub(crate) out: Vec<Outgoing<P>>,
     /// Messages waiting for the next successful sync (see `storage`), not yet tagged with a
@@ -281,6 +287,8 @@ impl<P: core::hash::Hash, S: core::hash::Hash, B> core::hash::Hash for Node<P, S
         self.learner.hash(h);
         self.leader.hash(h);
         self.leader_contact.hash(h);
+        self.leader_heard.hash(h);
+        self.waited_for.hash(h);
         self.election_timeout.hash(h);
         self.held.hash(h);
         self.waiting.hash(h);
@@ -302,6 +310,8 @@ impl<P: PartialEq, S: PartialEq, B> PartialEq for Node<P, S, B> {
             && self.learner == o.learner
             && self.leader == o.leader
             && self.leader_contact == o.leader_contact
+            && self.leader_heard == o.leader_heard
+            && self.waited_for == o.waited_for
             && self.election_timeout == o.election_timeout
             && self.held == o.held
             && self.waiting == o.waiting
@@ -361,6 +371,8 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
             acceptor: Acceptor::default(),
             leader: Ballot::NONE,
             leader_contact: 0,
+            leader_heard: None,
+            waited_for: None,
             election_timeout,
             out: Vec::with_capacity(4 * window.max(16)),
             held: Vec::with_capacity(4 * window.max(16)),
@@ -786,6 +798,10 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
                     self.stats.messages_ignored += 1;
                     return false;
                 }
+                if self.sticks_to_leader(from) {
+                    self.stats.prepares_ignored_live_leader += 1;
+                    return false;
+                }
                 self.observe_ballot(ballot, false);
                 if self.roles.acceptor && self.rejoin.is_some() {
                     self.stats.votes_withheld += 1;
@@ -822,6 +838,27 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
                     let acc = &mut self.acceptor;
                     let mut sink = sink!(self);
                     acc.on_heartbeat(&mut self.storage, &mut sink, from, ballot, commit, trim);
+                    if self.cfg.check_quorum && ballot >= self.storage.promised() {
+                        self.sink().send(from, Message::HeartbeatAck { ballot });
+                    }
+                }
+            }
+            Message::Committed { commit } => {
+                if !from_roles.acceptor {
+                    self.stats.messages_ignored += 1;
+                    return false;
+                }
+                if self.roles.learner {
+                    self.learner_on_commit(Ballot::NONE, commit);
+                }
+            }
+            Message::HeartbeatAck { ballot } => {
+                if !from_roles.acceptor {
+                    self.stats.messages_ignored += 1;
+                    return false;
+                }
+                if self.roles.proposer {
+                    self.proposer_heard(from_index, ballot);
                 }
             }
             Message::Repeat { from: lo, to } => {
@@ -858,7 +895,7 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
                     return false;
                 }
                 if self.roles.proposer {
-                    self.proposer_on_nack(ballot, promised);
+                    self.proposer_on_nack(from_index, ballot, promised);
                 }
             }
             Message::Learn { ballot, slot, value } => {
@@ -966,6 +1003,17 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
         }
         if self.roles.proposer && ballot > self.prop.ballot && !self.prop.is_follower() {
             self.proposer_step_down();
+        } else if leading
+            && self.cfg.leader_stickiness
+            && self.prop.is_preparing()
+            && ballot.leader != self.id
+            && ballot >= self.leader
+        {
+            // A live leader with a lower ballot: while it lives the others ignore our
+            // Prepares (stickiness), so give up the bid instead of repeating it (found by
+            // the simulator's stable phase: two candidates at once, one won, the other kept
+            // preparing, higher and higher, for ever).
+            self.proposer_step_down();
         }
         if ballot >= self.leader {
             if leading && ballot != self.leader && ballot.leader != self.id {
@@ -973,10 +1021,43 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
             }
             if leading {
                 self.leader = ballot;
+                self.leader_heard = Some(self.now);
             }
             // Someone with a ballot at least as high is leading or trying to: wait for it.
-            self.leader_contact = self.now;
+            // With leader stickiness, a candidate gets that courtesy once until some
+            // leader is heard: one that cannot win (it cannot hear the answers to its
+            // Prepares) would otherwise hold every other proposer back for as long as it
+            // keeps trying (found by liveness::partial_cuts_elect_few_leaders: a leader
+            // whose inbound links were cut stepped down, then its Prepares, one per
+            // timeout, kept both followers from ever starting an election).
+            if leading {
+                self.leader_contact = self.now;
+                self.waited_for = None;
+            } else if !self.cfg.leader_stickiness || self.waited_for != Some(ballot.leader) {
+                self.leader_contact = self.now;
+                self.waited_for = Some(ballot.leader);
+            }
         }
+    }
+
+    /// Leader stickiness: whether a Prepare from proposer `from` is to be ignored because a
+    /// live leader other than `from` holds the group: this node leads it (check-quorum makes
+    /// it step down once it cannot reach a quorum), or heard the leader's Accept or
+    /// Heartbeat less than `election_timeout_min_ticks` ago. Our own Prepares, and the
+    /// leader's own (a new ballot after a restart), always pass.
+    fn sticks_to_leader(&self, from: ReplicaId) -> bool {
+        if !self.cfg.leader_stickiness || from == self.id {
+            return false;
+        }
+        if self.prop.is_leading() {
+            return true;
+        }
+        let recent =
+            |t: u64| self.now.saturating_sub(t) < u64::from(self.cfg.election_timeout_min_ticks);
+        !self.leader.is_none()
+            && self.leader.leader != from
+            && self.leader.leader != self.id
+            && self.leader_heard.is_some_and(recent)
     }
 
     pub(crate) fn reset_election_timer(&mut self) {

@@ -85,6 +85,12 @@ pub struct Stats {
     pub elections_started: u64,
     pub times_leader: u64,
     pub step_downs: u64,
+    /// Step-downs because no phase-2 quorum of acceptors was heard for an election
+    /// timeout (check-quorum; also counted in `step_downs`).
+    pub check_quorum_step_downs: u64,
+    /// Prepares of another proposer ignored while the current leader was heard from
+    /// (leader stickiness).
+    pub prepares_ignored_live_leader: u64,
     pub nacks_sent: u64,
     pub accepts_retransmitted: u64,
     pub repeats_sent: u64,

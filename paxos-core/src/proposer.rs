@@ -103,6 +103,10 @@ pub(crate) struct Proposer<P> {
     /// Durable applied point last reported by each member's learner (by member index).
     applied: Vec<Slot>,
     pub trim: Slot,
+    /// Check-quorum: when each acceptor (by member index) last showed it follows our
+    /// ballot (an Accepted, Promise or HeartbeatAck for it), and when we began to lead.
+    heard: Vec<Option<u64>>,
+    leading_since: u64,
 }
 
 impl<P> Proposer<P> {
@@ -131,6 +135,8 @@ impl<P> Proposer<P> {
             last_heartbeat: 0,
             applied: vec![Slot::ZERO; members],
             trim: Slot::ZERO,
+            heard: vec![None; members],
+            leading_since: 0,
         }
     }
     pub fn is_leading(&self) -> bool {
@@ -138,6 +144,9 @@ impl<P> Proposer<P> {
     }
     pub fn is_follower(&self) -> bool {
         self.phase == Phase::Follower
+    }
+    pub fn is_preparing(&self) -> bool {
+        self.phase == Phase::Preparing
     }
     fn clear_phase1(&mut self) {
         for a in self.answers.iter_mut() {
@@ -172,6 +181,11 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
                 }
             }
             Phase::Leading => {
+                if self.cfg.check_quorum && !self.quorum_heard() {
+                    self.stats.check_quorum_step_downs += 1;
+                    self.proposer_step_down();
+                    return;
+                }
                 if self.prop.collecting && now.saturating_sub(self.prop.p1_sent) >= rt {
                     self.send_prepares(true);
                 }
@@ -268,6 +282,7 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
         chunks: u16,
         entries: Vec<SlotValue<P>>,
     ) {
+        self.proposer_heard(idx, ballot);
         if !self.prop.collecting
             || self.prop.phase == Phase::Follower
             || ballot != self.prop.ballot
@@ -380,9 +395,45 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
         self.pump();
     }
 
+    /// Check-quorum: false once this leader has led for an election timeout (the
+    /// maximum) without hearing, within the last such timeout, from a phase-2 quorum of
+    /// acceptors (itself included while it votes).
+    fn quorum_heard(&self) -> bool {
+        // The longest election timeout: a leader that merely heard late (a round trip plus
+        // a heartbeat interval can approach the shortest one) is not deposed by itself.
+        let window = u64::from(self.cfg.election_timeout_max_ticks);
+        let now = self.now;
+        if now.saturating_sub(self.prop.leading_since) < window {
+            return true;
+        }
+        let mut live = 0;
+        for a in &self.topo.acceptors {
+            let fresh = if *a == self.id {
+                // Our own vote, unless we lost it (rejoining, or a higher promise).
+                self.rejoin.is_none() && self.storage.promised() <= self.prop.ballot
+            } else {
+                let heard = self.topo.index(*a).and_then(|i| self.prop.heard[i]);
+                heard.is_some_and(|t| now.saturating_sub(t) < window)
+            };
+            live += usize::from(fresh);
+        }
+        live >= self.cfg.phase2_quorum
+    }
+
+    /// Acceptor `idx` (member index) answered for `ballot`: check-quorum evidence.
+    #[inline]
+    pub(crate) fn proposer_heard(&mut self, idx: usize, ballot: Ballot) {
+        if ballot == self.prop.ballot {
+            if let Some(h) = self.prop.heard.get_mut(idx) {
+                *h = Some(self.now);
+            }
+        }
+    }
+
     fn become_leader(&mut self, start: Slot) {
         let ballot = self.prop.ballot;
         self.prop.phase = Phase::Leading;
+        self.prop.leading_since = self.now;
         self.stats.times_leader += 1;
         self.prop.commit = start;
         self.prop.next_slot = start;
@@ -414,13 +465,28 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
         }
     }
 
-    pub(crate) fn proposer_on_nack(&mut self, ballot: Ballot, promised: Ballot) {
+    /// A Nack from acceptor `idx`: it promised `promised`, above our `ballot`.
+    pub(crate) fn proposer_on_nack(&mut self, idx: usize, ballot: Ballot, promised: Ballot) {
         if promised > self.prop.max_seen {
             self.prop.max_seen = promised;
         }
-        if ballot == self.prop.ballot && promised > ballot && !self.prop.is_follower() {
-            self.proposer_step_down();
+        if ballot != self.prop.ballot || promised <= ballot || self.prop.is_follower() {
+            return;
         }
+        if self.cfg.leader_stickiness && self.prop.is_leading() && !self.prop.collecting {
+            // One acceptor that promised a higher ballot (say, a replica that came back and
+            // ran for leader on its own while the others stuck with us) does not depose a
+            // leader that still reaches a phase-2 quorum: it no longer counts as heard, and
+            // check-quorum decides at the next tick. A candidate that won a quorum reaches
+            // us through its Accepts and heartbeats, which depose us at once. (Still in
+            // phase 1, we step down: that acceptor's promise may be one we need, as with
+            // q1 = n, and it will never come; found by the simulator, swarm seed 393.)
+            if let Some(h) = self.prop.heard.get_mut(idx) {
+                *h = None;
+            }
+            return;
+        }
+        self.proposer_step_down();
     }
 
     pub(crate) fn proposer_propose(&mut self, command: &[u8]) -> Result<(), ProposeError> {
@@ -573,6 +639,7 @@ impl<P: Payload, S: Storage<P>, B: ValueBuilder<P>> Node<P, S, B> {
     /// An Accepted from acceptor `idx` (member index; `step` checked the sender's role).
     #[inline]
     pub(crate) fn proposer_on_accepted(&mut self, idx: usize, ballot: Ballot, slot: Slot) {
+        self.proposer_heard(idx, ballot);
         if self.prop.phase != Phase::Leading
             || ballot != self.prop.ballot
             || slot < self.prop.commit

@@ -192,7 +192,7 @@ fn main() -> ExitCode {
         say!("{}", f.report(&opts));
     }
     say!(
-        "{} seeds in {:.1}s ({:.1} seeds/s, {} threads): {} failed; {} slots chosen, {} requests done, {} crashes, {} partitions, {} leaders, {} snapshots; slowest liveness convergence {} ticks",
+        "{} seeds in {:.1}s ({:.1} seeds/s, {} threads): {} failed; {} slots chosen, {} requests done, {} crashes, {} partitions, {} leaders ({} in stable phases; {} seeds checked for churn), {} snapshots; slowest liveness convergence {} ticks",
         summary.seeds,
         summary.elapsed.as_secs_f64(),
         summary.seeds_per_second(),
@@ -203,6 +203,8 @@ fn main() -> ExitCode {
         summary.crashes,
         summary.partitions,
         summary.leaders_elected,
+        summary.stable_leader_changes,
+        summary.stable_checked,
         summary.snapshots_installed,
         summary.liveness_ticks_max_seen
     );

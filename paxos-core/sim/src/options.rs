@@ -485,6 +485,11 @@ impl SimConfig {
         // Drawn from its own stream so that adding it left every other draw (and so every
         // recorded regression seed) as it was.
         core.accepted_to_learners = Rng::new(seed ^ 0xACCE_97ED_0000_0002).chance(500_000);
+        // Check-quorum and leader stickiness (the default) in three seeds of four, the
+        // plain protocol in the rest; a stream of its own as well.
+        let stable = Rng::new(seed ^ 0x57AB_1E1E_ADE4_0005).chance(750_000);
+        core.check_quorum = stable;
+        core.leader_stickiness = stable;
         let mut faults = FaultMix::for_level(opts.faults, usize::from(n), &mut rng);
         if opts.faults == FaultLevel::Swarm {
             faults.swarm_disk(seed);
@@ -569,7 +574,7 @@ impl fmt::Display for SimConfig {
         )?;
         writeln!(
             f,
-            "core: window={} batch_max_commands={} batch_max_bytes={} max_message_bytes={} batch_delay_ticks={} heartbeat_ticks={} election_timeout=[{}, {}) retransmit_ticks={} max_pending_batches={} applied_report_ticks={} accepted_to_learners={}",
+            "core: window={} batch_max_commands={} batch_max_bytes={} max_message_bytes={} batch_delay_ticks={} heartbeat_ticks={} election_timeout=[{}, {}) retransmit_ticks={} max_pending_batches={} applied_report_ticks={} accepted_to_learners={} check_quorum={} leader_stickiness={}",
             c.window,
             c.batch_max_commands,
             c.batch_max_bytes,
@@ -581,7 +586,9 @@ impl fmt::Display for SimConfig {
             c.retransmit_ticks,
             c.max_pending_batches,
             c.applied_report_ticks,
-            c.accepted_to_learners
+            c.accepted_to_learners,
+            c.check_quorum,
+            c.leader_stickiness
         )?;
         write!(f, "faults: {:?}", self.faults)
     }

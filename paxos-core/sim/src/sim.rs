@@ -128,7 +128,15 @@ pub struct SimStats {
     pub deliveries: u64,
     /// Ticks the liveness phase took to converge.
     pub liveness_ticks: u64,
+    /// Leaders elected in the stable phase (0 unless the leadership churns), and 1 if the
+    /// seed's configuration made it a failure (stickiness on, sane timeouts), else 0.
+    pub stable_leader_changes: u64,
+    pub stable_checked: u64,
 }
+
+/// Length of the stable phase ([`Simulation::stable_phase`]), in ticks: several election
+/// timeouts of any drawn configuration.
+pub const STABLE_TICKS: u64 = 100;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FailureKind {
@@ -313,10 +321,54 @@ impl Simulation {
         Simulation::new(SimConfig::draw(seed, opts)).run()
     }
 
-    /// Runs the fault phase, then the liveness phase.
+    /// Runs the fault phase, the liveness phase, then the stable phase.
     pub fn run(mut self) -> Outcome {
-        let r = self.run_ticks(self.cfg.fault_ticks).and_then(|_| self.liveness());
+        let r = self
+            .run_ticks(self.cfg.fault_ticks)
+            .and_then(|_| self.liveness())
+            .and_then(|_| self.stable_phase());
         self.finish(r.err())
+    }
+
+    /// After convergence, [`STABLE_TICKS`] calm ticks with clients issuing again (cuts the
+    /// test set up stay): leader changes are counted, and with check-quorum and leader
+    /// stickiness on and timeouts that leave room for a heartbeat's delay, any leader
+    /// elected here fails the seed (the leadership churns while the network is calm).
+    pub fn stable_phase(&mut self) -> Result<(), Failure> {
+        // Convergence does not need a leader (everything issued may be decided while the
+        // last leader is down): count from the first tick some node leads.
+        for _ in 0..self.cfg.liveness_ticks_max {
+            if (0..self.nodes.len()).any(|i| self.node(i).is_some_and(|n| n.is_leader())) {
+                break;
+            }
+            self.run_tick();
+            self.take_failure()?;
+        }
+        let before = self.stats.leaders_elected;
+        self.issuing = true;
+        for _ in 0..STABLE_TICKS {
+            self.run_tick();
+            self.take_failure()?;
+        }
+        self.issuing = false;
+        let n = self.stats.leaders_elected - before;
+        self.stats.stable_leader_changes = n;
+        // Only where a live leader is always heard in time: a heartbeat interval plus the
+        // calm phase's longest delay, and a tick of slack, under the shortest election
+        // timeout. (The draws include tighter timings, where a follower may time out with
+        // a live leader, and rightly runs for leader.)
+        let c = &self.cfg.core;
+        let delay = u64::from(self.cfg.faults.delay_max_steps.min(2 * STEPS_PER_TICK as u32));
+        let sane = u64::from(c.election_timeout_min_ticks) * STEPS_PER_TICK
+            > (u64::from(c.heartbeat_ticks) + 1) * STEPS_PER_TICK + delay;
+        self.stats.stable_checked = u64::from(c.leader_stickiness && sane);
+        if n > 0 && c.leader_stickiness && sane {
+            self.fail(FailureKind::Liveness(format!(
+                "the leadership churned: {n} leader(s) elected in the {STABLE_TICKS} calm ticks after convergence"
+            )));
+            return self.take_failure();
+        }
+        Ok(())
     }
 
     fn finish(mut self, failure: Option<Failure>) -> Outcome {

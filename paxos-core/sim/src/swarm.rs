@@ -19,6 +19,10 @@ pub struct Summary {
     pub partitions: u64,
     pub snapshots_installed: u64,
     pub leaders_elected: u64,
+    /// Leaders elected in stable phases, and the seeds whose stable phase had to stay
+    /// without one.
+    pub stable_leader_changes: u64,
+    pub stable_checked: u64,
     /// Disk faults: wiped disks, members that rejoined, failed syncs, unsynced writes lost.
     pub wipes: u64,
     pub rejoins: u64,
@@ -84,6 +88,8 @@ pub fn run_seeds(
                 sum.partitions += o.stats.partitions;
                 sum.snapshots_installed += o.stats.snapshots_installed;
                 sum.leaders_elected += o.stats.leaders_elected;
+                sum.stable_leader_changes += o.stats.stable_leader_changes;
+                sum.stable_checked += o.stats.stable_checked;
                 sum.wipes += o.stats.wipes;
                 sum.rejoins += o.stats.rejoins;
                 sum.sync_failures += o.stats.sync_failures;

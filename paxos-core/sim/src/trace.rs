@@ -60,6 +60,8 @@ impl MsgSummary {
             Message::RecoveryInfo { ballot, high, recovering, .. } => {
                 (*ballot, high.0, u64::from(*recovering))
             }
+            Message::HeartbeatAck { ballot } => (*ballot, 0, 0),
+            Message::Committed { commit } => (Ballot::NONE, commit.0, 0),
         };
         MsgSummary { kind, ballot, slot, aux }
     }

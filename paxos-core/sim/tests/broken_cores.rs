@@ -16,9 +16,13 @@ fn caught(bugs: Bugs, nodes: Option<u16>, q1: Option<usize>, q2: Option<usize>) 
 }
 
 fn caught_with(opts: &Options) -> Violation {
+    caught_within(opts, SEEDS_MAX)
+}
+
+fn caught_within(opts: &Options, seeds: u64) -> Violation {
     let bugs = opts.bugs;
-    let o = common::first_safety_violation(0, SEEDS_MAX, opts)
-        .unwrap_or_else(|| panic!("{bugs:?} was not caught within {SEEDS_MAX} seeds"));
+    let o = common::first_safety_violation(0, seeds, opts)
+        .unwrap_or_else(|| panic!("{bugs:?} was not caught within {seeds} seeds"));
     let f = o.failure.expect("a failure");
     eprintln!("{bugs:?} caught by seed {}: {f}", o.seed);
     // The report names the seed and carries the trace tail.
@@ -136,6 +140,9 @@ fn trimming_at_the_highest_applied_point_is_caught() {
 /// A member whose disk was wiped that votes at once with its empty state (an amnesiac
 /// acceptor): a phase-1 quorum that includes it can miss a value it had helped choose.
 /// Expected: an agreement violation. (The correct core rejoins without voting first.)
+/// It needs an election whose phase-1 quorum counts the amnesiac: with leader stickiness
+/// (drawn in three seeds of four) elections are rarer, and the first seed that shows it is
+/// 572 (it was within 200 before stickiness), hence the longer search.
 #[test]
 fn an_amnesiac_acceptor_is_caught() {
     let opts = Options {
@@ -144,6 +151,6 @@ fn an_amnesiac_acceptor_is_caught() {
         wipe_ppm: Some(1_000_000),
         ..Options::default()
     };
-    let v = caught_with(&opts);
+    let v = caught_within(&opts, 1000);
     assert!(matches!(v, Violation::Agreement { .. } | Violation::DuplicateProposal { .. }), "{v}");
 }

@@ -255,6 +255,10 @@ impl PaxosModel {
             max_pending_batches: 4,
             // No Applied reports (hence no trim) within the tick bounds.
             applied_report_ticks: 100,
+            // Off (their heartbeat acks and probes multiply the states) except in the model
+            // that checks them (`with_stable_leader`).
+            check_quorum: false,
+            leader_stickiness: false,
             ..Config::with_members(members)
         }
     }
@@ -573,6 +577,19 @@ fn majority_model() -> PaxosModel {
 #[test]
 fn majority_two_proposers_two_commands() {
     check_exhaustively("majority, 2 proposers x 1 command", majority_model());
+}
+
+/// The same with check-quorum and leader stickiness on (issue 11): acceptors answer
+/// heartbeats, ignore a Prepare while they hear a live leader, a leader that hears no
+/// quorum steps down, and a learner that hears no leader asks the acceptors. Ignoring a
+/// Prepare is always safe; this checks that the new paths (HeartbeatAck, the learner's
+/// probe and the commit point its answers carry) keep every invariant.
+#[test]
+fn majority_with_check_quorum_and_leader_stickiness() {
+    let mut m = majority_model();
+    m.cfg.check_quorum = true;
+    m.cfg.leader_stickiness = true;
+    check_exhaustively("majority, check-quorum and stickiness", m);
 }
 
 /// Flexible quorums q1 = 3, q2 = 1: a single accept chooses, so a new leader must hear from

@@ -201,6 +201,12 @@ fn fast<P>(
         },
         // Its flags need checking: the reference path.
         Kind::RecoveryInfo => return None,
+        Kind::HeartbeatAck => Message::HeartbeatAck {
+            ballot: exact::<{ Kind::HeartbeatAck.fixed_body_len() }>(buf)?.ballot().ok()?,
+        },
+        Kind::Committed => Message::Committed {
+            commit: exact::<{ Kind::Committed.fixed_body_len() }>(buf)?.slot().ok()?,
+        },
         Kind::ClientRequest => {
             let mut r = body::<REQUEST>(buf)?;
             let (client, seq) = (ClientId(r.u64().ok()?), RequestSeq(r.u64().ok()?));
@@ -286,6 +292,8 @@ fn parse(buf: &[u8]) -> Result<(Header, Envelope<Range<usize>>), WireError> {
             };
             Message::RecoveryInfo { nonce, ballot, high, recovering }
         }
+        Kind::HeartbeatAck => Message::HeartbeatAck { ballot: r.ballot()? },
+        Kind::Committed => Message::Committed { commit: r.slot()? },
         Kind::ClientRequest => {
             let req = request_entry(&mut r)?;
             r.finish()?;

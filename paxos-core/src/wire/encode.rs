@@ -75,6 +75,8 @@ pub fn encode<P: AsRef<[u8]>>(
     const SNAP_CHUNK: usize = HEADER_LEN + Kind::SnapshotChunk.fixed_body_len();
     const REC_QUERY: usize = HEADER_LEN + Kind::RecoveryQuery.fixed_body_len();
     const REC_INFO: usize = HEADER_LEN + Kind::RecoveryInfo.fixed_body_len();
+    const HB_ACK: usize = HEADER_LEN + Kind::HeartbeatAck.fixed_body_len();
+    const COMMITTED: usize = HEADER_LEN + Kind::Committed.fixed_body_len();
     let kind = Kind::of(msg);
     match msg {
         Message::Accept { ballot, slot, commit, value } => {
@@ -147,6 +149,12 @@ pub fn encode<P: AsRef<[u8]>>(
                 w.slot(*high)?;
                 w.u32(u32::from(*recovering))
             })
+        }
+        Message::HeartbeatAck { ballot } => {
+            fixed::<HB_ACK>(route, kind, buf, &[], |w, _| w.ballot(*ballot))
+        }
+        Message::Committed { commit } => {
+            fixed::<COMMITTED>(route, kind, buf, &[], |w, _| w.slot(*commit))
         }
     }
 }

@@ -3,8 +3,8 @@
 use super::BALLOT_LEN;
 use crate::message::Message;
 
-/// What the body of a datagram is. Protocol kinds are 1..=14, client kinds 16..=19 (single
-/// request and reply, and their batches); 0 and every other value are invalid (a zeroed
+/// What the body of a datagram is. Protocol kinds are 1..=15 and 20, client kinds 16..=19
+/// (single request and reply, and their batches); 0 and every other value are invalid (a zeroed
 /// buffer never decodes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u8)]
@@ -23,19 +23,23 @@ pub enum Kind {
     SnapshotChunk = 12,
     RecoveryQuery = 13,
     RecoveryInfo = 14,
+    /// An acceptor's answer to a heartbeat it accepts: the leader's check-quorum evidence.
+    HeartbeatAck = 15,
     ClientRequest = 16,
     ClientReply = 17,
     /// Several client requests to one replica in one datagram (see [`super::Batch`]).
     ClientRequestBatch = 18,
     /// Several client replies to one client endpoint in one datagram.
     ClientReplyBatch = 19,
+    /// An acceptor's answer to an empty Repeat: the commit point it knows.
+    Committed = 20,
 }
 
 const SLOT: usize = 8;
 const LEN: usize = 4;
 
 impl Kind {
-    pub const ALL: [Kind; 18] = [
+    pub const ALL: [Kind; 20] = [
         Kind::Prepare,
         Kind::Promise,
         Kind::Accept,
@@ -50,10 +54,12 @@ impl Kind {
         Kind::SnapshotChunk,
         Kind::RecoveryQuery,
         Kind::RecoveryInfo,
+        Kind::HeartbeatAck,
         Kind::ClientRequest,
         Kind::ClientReply,
         Kind::ClientRequestBatch,
         Kind::ClientReplyBatch,
+        Kind::Committed,
     ];
 
     pub const fn as_u8(self) -> u8 {
@@ -76,10 +82,12 @@ impl Kind {
             12 => Kind::SnapshotChunk,
             13 => Kind::RecoveryQuery,
             14 => Kind::RecoveryInfo,
+            15 => Kind::HeartbeatAck,
             16 => Kind::ClientRequest,
             17 => Kind::ClientReply,
             18 => Kind::ClientRequestBatch,
             19 => Kind::ClientReplyBatch,
+            20 => Kind::Committed,
             _ => return None,
         })
     }
@@ -101,10 +109,12 @@ impl Kind {
             Kind::SnapshotChunk => "snapshot_chunk",
             Kind::RecoveryQuery => "recovery_query",
             Kind::RecoveryInfo => "recovery_info",
+            Kind::HeartbeatAck => "heartbeat_ack",
             Kind::ClientRequest => "client_request",
             Kind::ClientReply => "client_reply",
             Kind::ClientRequestBatch => "client_request_batch",
             Kind::ClientReplyBatch => "client_reply_batch",
+            Kind::Committed => "committed",
         }
     }
 
@@ -124,6 +134,8 @@ impl Kind {
             Message::SnapshotChunk { .. } => Kind::SnapshotChunk,
             Message::RecoveryQuery { .. } => Kind::RecoveryQuery,
             Message::RecoveryInfo { .. } => Kind::RecoveryInfo,
+            Message::HeartbeatAck { .. } => Kind::HeartbeatAck,
+            Message::Committed { .. } => Kind::Committed,
         }
     }
 
@@ -170,6 +182,8 @@ impl Kind {
             Kind::RecoveryQuery => SLOT,
             // nonce u64, ballot, high, flags u32 (bit 0: recovering; the rest zero)
             Kind::RecoveryInfo => SLOT + BALLOT_LEN + SLOT + 4,
+            Kind::HeartbeatAck => BALLOT_LEN,
+            Kind::Committed => SLOT,
             // client u64, seq u64, command length
             Kind::ClientRequest => 8 + 8 + LEN,
             // client u64, seq u64, status u8, reserved u8, leader hint u16, body length

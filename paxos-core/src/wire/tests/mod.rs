@@ -90,6 +90,10 @@ fn samples() -> Vec<(Route, Envelope<&'static [u8]>)> {
             recovering: false,
         }),
         p(Message::RecoveryInfo { nonce: u64::MAX, ballot: top, high: max, recovering: true }),
+        p(Message::HeartbeatAck { ballot: b(3, 2) }),
+        p(Message::HeartbeatAck { ballot: top }),
+        p(Message::Committed { commit: Slot(12) }),
+        p(Message::Committed { commit: max }),
     ];
     let to_replica = Route { group: GroupId(0xFFFF), from: CLIENT, to: ReplicaId(0) };
     let to_client = Route { group: GroupId(0), from: ReplicaId(4), to: CLIENT };
